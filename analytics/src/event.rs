@@ -1,0 +1,49 @@
+//! The analytics event: what happened, in which project, by whom, and when.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Well-known event kinds, in their stored string form.
+///
+/// Kinds are plain strings on purpose: new features add kinds without a schema change in
+/// either the outbox or the analytics stores. Keep them `<noun>.<past tense verb>` and at
+/// most 64 bytes (the outbox column's length).
+pub struct EventKind;
+
+impl EventKind {
+    pub const MEMBER_LOGGED_IN: &'static str = "member.logged_in";
+    pub const MEMBER_ADDED: &'static str = "member.added";
+    pub const PROJECT_CREATED: &'static str = "project.created";
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Identity in the analytics store: a re-sent batch is deduplicated by it.
+    pub event_id: Uuid,
+    pub project_id: Uuid,
+    pub kind: String,
+    pub actor_id: Option<Uuid>,
+    pub occurred_at: DateTime<Utc>,
+    /// JSON object with the event's own fields.
+    pub payload: serde_json::Value,
+}
+
+impl Event {
+    /// A new event happening now. The id is a UUIDv7 so ids sort roughly by creation time.
+    pub fn new(
+        project_id: Uuid,
+        kind: impl Into<String>,
+        actor_id: Option<Uuid>,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            project_id,
+            kind: kind.into(),
+            actor_id,
+            occurred_at: Utc::now(),
+            payload,
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Moves events from the relational outbox to the analytics store, in batches.
+//!
+//! Delivery is at-least-once from the outbox's point of view (rows are marked shipped only
+//! after the store accepted them) and exactly-once in query results, because store inserts
+//! are idempotent by `event_id`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use parley_entity::analytics_outbox::{Column, Entity, Model};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{AnalyticsStore, Event, outbox};
+
+/// Rows marked shipped per UPDATE, well under SQLite's and PostgreSQL's bind limits.
+const MARK_CHUNK: usize = 1_000;
+
+/// How long a graceful shutdown waits for the last flush before leaving events in the
+/// outbox for the next start.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct ShipperConfig {
+    /// Most events per store insert; a full batch ships without waiting.
+    pub batch_size: usize,
+    /// Longest an event waits for its batch to fill up.
+    pub flush_interval: Duration,
+    /// How often the outbox is checked when idle.
+    pub poll_interval: Duration,
+    /// Cap of the exponential backoff after failures.
+    pub max_backoff: Duration,
+}
+
+impl Default for ShipperConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 10_000,
+            flush_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Shipper {
+    db: DatabaseConnection,
+    store: Arc<dyn AnalyticsStore>,
+    config: ShipperConfig,
+}
+
+impl Shipper {
+    pub fn new(db: DatabaseConnection, store: Arc<dyn AnalyticsStore>, config: ShipperConfig) -> Self {
+        Self { db, store, config }
+    }
+
+    pub fn config(&self) -> &ShipperConfig {
+        &self.config
+    }
+
+    /// Ships up to one batch of unshipped events, oldest first. Returns how many shipped.
+    /// On error nothing is marked shipped, so the events are retried later.
+    pub async fn ship_once(&self) -> anyhow::Result<usize> {
+        let shipped = match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                // Rows stay locked (FOR UPDATE SKIP LOCKED) until the store has them and they
+                // are marked, so another process's shipper takes the next rows instead of
+                // shipping these again.
+                let txn = self.db.begin().await?;
+                let rows = self.next_batch(&txn, true).await?;
+                let shipped = self.ship_rows(&txn, rows).await?;
+                txn.commit().await?;
+                shipped
+            }
+            _ => {
+                // SQLite has no row locks and one process owns the file; holding a transaction
+                // across the store insert would only block the API's own writes.
+                let rows = self.next_batch(&self.db, false).await?;
+                self.ship_rows(&self.db, rows).await?
+            }
+        };
+        if shipped > 0 {
+            metrics::counter!("analytics_events_shipped_total").increment(shipped as u64);
+        }
+        Ok(shipped)
+    }
+
+    /// Ships until nothing is pending (for tests and graceful shutdown).
+    pub async fn flush(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.ship_once().await? {
+                0 => return Ok(total),
+                shipped => total += shipped,
+            }
+        }
+    }
+
+    /// Runs the shipping loop until `shutdown` is cancelled, then flushes what it can.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    async fn run(self, shutdown: CancellationToken) {
+        // When this process first saw a non-empty outbox: bounds the wait even if clocks of
+        // the processes writing `occurred_at` disagree with ours.
+        let mut pending_since: Option<Instant> = None;
+        let mut backoff: Option<Duration> = None;
+        loop {
+            let wait = match self.tick(&mut pending_since).await {
+                Ok(shipped) => {
+                    backoff = None;
+                    // A full batch suggests more are waiting: go again right away.
+                    if shipped >= self.config.batch_size {
+                        Duration::ZERO
+                    } else {
+                        self.config.poll_interval
+                    }
+                }
+                Err(err) => {
+                    metrics::counter!("analytics_ship_failures_total").increment(1);
+                    let delay = backoff.map_or(self.config.flush_interval, |d| d * 2);
+                    let delay = delay.min(self.config.max_backoff);
+                    backoff = Some(delay);
+                    // The error never contains payloads: only counts and store messages.
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "shipping analytics events failed; they stay in the outbox"
+                    );
+                    delay
+                }
+            };
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        match tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, self.flush()).await {
+            Ok(Ok(shipped)) => tracing::info!(shipped, "analytics shipper stopped"),
+            Ok(Err(err)) => tracing::warn!(
+                error = format!("{err:#}"),
+                "analytics shipper stopped with events left in the outbox"
+            ),
+            Err(_) => tracing::warn!("analytics shipper stopped before the final flush finished"),
+        }
+    }
+
+    /// One loop iteration: ship a batch if it is full or its oldest event waited long enough.
+    async fn tick(&self, pending_since: &mut Option<Instant>) -> anyhow::Result<usize> {
+        let pending = outbox::pending_count(&self.db).await?;
+        metrics::gauge!("analytics_outbox_pending").set(pending as f64);
+        if pending == 0 {
+            *pending_since = None;
+            return Ok(0);
+        }
+        let seen_since = *pending_since.get_or_insert_with(Instant::now);
+        let oldest_age = self
+            .oldest_pending()
+            .await?
+            .and_then(|at| (Utc::now() - at).to_std().ok())
+            .unwrap_or_default();
+        let due = pending >= self.config.batch_size as u64
+            || oldest_age >= self.config.flush_interval
+            || seen_since.elapsed() >= self.config.flush_interval;
+        if !due {
+            return Ok(0);
+        }
+        let shipped = self.ship_once().await?;
+        *pending_since = None;
+        Ok(shipped)
+    }
+
+    async fn oldest_pending(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        // First by seq rather than min(occurred_at): served by the partial index on seq.
+        Ok(Entity::find()
+            .select_only()
+            .column(Column::OccurredAt)
+            .filter(Column::ShippedAt.is_null())
+            .order_by_asc(Column::Seq)
+            .into_tuple::<DateTime<Utc>>()
+            .one(&self.db)
+            .await?)
+    }
+
+    async fn next_batch<C: ConnectionTrait>(&self, conn: &C, lock: bool) -> anyhow::Result<Vec<Model>> {
+        let mut query = Entity::find()
+            .filter(Column::ShippedAt.is_null())
+            .order_by_asc(Column::Seq)
+            .limit(self.config.batch_size.max(1) as u64);
+        if lock {
+            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        Ok(query.all(conn).await?)
+    }
+
+    async fn ship_rows<C: ConnectionTrait>(&self, conn: &C, rows: Vec<Model>) -> anyhow::Result<usize> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
+        let events: Vec<Event> = rows.into_iter().map(event_from_row).collect();
+        self.store
+            .insert(&events)
+            .await
+            .with_context(|| format!("inserting {} events into the analytics store", events.len()))?;
+        // A crash here re-sends the batch later, which the store's idempotent insert absorbs.
+        let now = Utc::now();
+        for chunk in seqs.chunks(MARK_CHUNK) {
+            Entity::update_many()
+                .col_expr(Column::ShippedAt, Expr::value(now))
+                .filter(Column::Seq.is_in(chunk.iter().copied()))
+                .exec(conn)
+                .await
+                .context("marking outbox rows shipped")?;
+        }
+        Ok(events.len())
+    }
+}
+
+fn event_from_row(row: Model) -> Event {
+    let payload = serde_json::from_str(&row.payload).unwrap_or_else(|_| {
+        // Never block the pipeline on one bad row: keep its text as a JSON string.
+        tracing::warn!(seq = row.seq, "analytics outbox payload is not JSON; shipping it as text");
+        serde_json::Value::String(row.payload)
+    });
+    Event {
+        event_id: row.event_id,
+        project_id: row.project_id,
+        kind: row.kind,
+        actor_id: row.actor_id,
+        occurred_at: row.occurred_at,
+        payload,
+    }
+}

@@ -1,0 +1,59 @@
+//! The analytics store interface shared by ClickHouse (production) and the embedded SQLite
+//! store (default mode).
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::Event;
+
+/// Number of distinct events of one kind on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EventCount {
+    pub day: NaiveDate,
+    pub kind: String,
+    pub count: u64,
+}
+
+/// Where shipped events end up and are queried from.
+///
+/// Both implementations keep `occurred_at` at whole-second precision (ClickHouse `DateTime`),
+/// and compare query bounds at that precision too, so they answer identically.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// Creates or upgrades the store's schema. Safe to run on every start.
+    async fn migrate(&self) -> anyhow::Result<()>;
+
+    /// Stores a batch. Idempotent by `event_id`: re-sending a batch (after a crash between
+    /// the insert and the outbox update) never counts an event twice.
+    async fn insert(&self, events: &[Event]) -> anyhow::Result<()>;
+
+    /// Checks the store is reachable.
+    async fn ping(&self) -> anyhow::Result<()>;
+
+    /// Distinct events per UTC day and kind with `from <= occurred_at < to`, sorted by day
+    /// then kind.
+    async fn event_counts(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<EventCount>>;
+
+    /// Distinct events ever stored for the project.
+    async fn total_events(&self, project_id: Uuid) -> anyhow::Result<u64>;
+}
+
+/// `dt` as whole seconds since the epoch, clamped to ClickHouse `DateTime`'s range.
+///
+/// Both stores keep and compare times this way so they agree to the second; clamping keeps
+/// one absurd timestamp from making a whole batch unshippable.
+pub(crate) fn store_secs(dt: DateTime<Utc>) -> u32 {
+    dt.timestamp().clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// Inverse of [`store_secs`].
+pub(crate) fn from_store_secs(secs: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(i64::from(secs), 0).expect("u32 seconds are always in range")
+}

@@ -1,0 +1,300 @@
+//! Settings from environment variables. With nothing set, Parley runs embedded: SQLite under
+//! `./data`, an in-process event bus, an embedded analytics store and the sandbox provider.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host: IpAddr,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; `None` means SQLite in `data_dir`.
+    pub database_url: Option<SecretString>,
+    pub database_max_connections: u32,
+    /// `None` selects the in-process event bus.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis channel, so that several deployments can share one Redis.
+    pub redis_channel_prefix: String,
+    pub clickhouse: Option<ClickHouseSettings>,
+    pub analytics: AnalyticsSettings,
+    pub jwt: JwtSettings,
+    pub graphql: GraphqlSettings,
+    pub run_migrations: bool,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClickHouseSettings {
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AnalyticsSettings {
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    /// HMAC key that signs new tokens; `None` in the embedded mode generates one under
+    /// `data_dir` on first start.
+    pub secret: Option<SecretString>,
+    /// Sent as `kid`, so that a rotated key can still verify the tokens it signed.
+    pub key_id: String,
+    /// Earlier keys that still verify tokens (`kid=secret` pairs) during a rotation.
+    pub previous_keys: Vec<(String, SecretString)>,
+    pub issuer: String,
+    pub audience: String,
+    pub ttl: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct GraphqlSettings {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+    pub graphiql: bool,
+    /// Time a WebSocket client has to send `connection_init`.
+    pub connection_init_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 20,
+            redis_url: None,
+            redis_channel_prefix: "parley".into(),
+            clickhouse: None,
+            analytics: AnalyticsSettings {
+                batch_size: 10_000,
+                flush_interval: Duration::from_secs(1),
+            },
+            jwt: JwtSettings {
+                secret: None,
+                key_id: "k1".into(),
+                previous_keys: Vec::new(),
+                issuer: "parley".into(),
+                audience: "parley-api".into(),
+                ttl: Duration::from_secs(12 * 3600),
+            },
+            graphql: GraphqlSettings {
+                max_depth: 15,
+                max_complexity: 250,
+                introspection: true,
+                graphiql: true,
+                connection_init_timeout: Duration::from_secs(10),
+                max_body_bytes: 2 * 1024 * 1024,
+            },
+            run_migrations: true,
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the process environment (and a `.env` file, when present).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut s = Self::default();
+        let parse = |key: &str| get(key);
+        if let Some(v) = parse("PARLEY_HOST") {
+            s.host = v.parse().with_context(|| format!("PARLEY_HOST: not an IP address: {v}"))?;
+        }
+        if let Some(v) = parse("PARLEY_PORT").or_else(|| parse("PORT")) {
+            s.port = v.parse().with_context(|| format!("PARLEY_PORT: not a port: {v}"))?;
+        }
+        if let Some(v) = parse("PARLEY_DATA_DIR") {
+            s.data_dir = v.into();
+        }
+        s.database_url = parse("DATABASE_URL").map(SecretString::from);
+        if let Some(v) = parse("DATABASE_MAX_CONNECTIONS") {
+            s.database_max_connections = number("DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        s.redis_url = parse("REDIS_URL").map(SecretString::from);
+        if let Some(v) = parse("REDIS_CHANNEL_PREFIX") {
+            s.redis_channel_prefix = v;
+        }
+        if let Some(url) = parse("CLICKHOUSE_URL") {
+            s.clickhouse = Some(ClickHouseSettings {
+                url,
+                database: parse("CLICKHOUSE_DATABASE").unwrap_or_else(|| "parley".into()),
+                user: parse("CLICKHOUSE_USER"),
+                password: parse("CLICKHOUSE_PASSWORD").map(SecretString::from),
+            });
+        }
+        if let Some(v) = parse("ANALYTICS_BATCH_SIZE") {
+            s.analytics.batch_size = number("ANALYTICS_BATCH_SIZE", &v)?;
+        }
+        if let Some(v) = parse("ANALYTICS_FLUSH_INTERVAL_MS") {
+            s.analytics.flush_interval =
+                Duration::from_millis(number("ANALYTICS_FLUSH_INTERVAL_MS", &v)?);
+        }
+        s.jwt.secret = parse("JWT_SECRET").map(SecretString::from);
+        if let Some(v) = parse("JWT_KEY_ID") {
+            s.jwt.key_id = v;
+        }
+        if let Some(v) = parse("JWT_PREVIOUS_KEYS") {
+            s.jwt.previous_keys = previous_keys(&v)?;
+        }
+        if let Some(v) = parse("JWT_ISSUER") {
+            s.jwt.issuer = v;
+        }
+        if let Some(v) = parse("JWT_AUDIENCE") {
+            s.jwt.audience = v;
+        }
+        if let Some(v) = parse("JWT_TTL_SECONDS") {
+            s.jwt.ttl = Duration::from_secs(number("JWT_TTL_SECONDS", &v)?);
+        }
+        if let Some(v) = parse("GRAPHQL_MAX_DEPTH") {
+            s.graphql.max_depth = number("GRAPHQL_MAX_DEPTH", &v)?;
+        }
+        if let Some(v) = parse("GRAPHQL_MAX_COMPLEXITY") {
+            s.graphql.max_complexity = number("GRAPHQL_MAX_COMPLEXITY", &v)?;
+        }
+        if let Some(v) = parse("GRAPHQL_INTROSPECTION") {
+            s.graphql.introspection = boolean("GRAPHQL_INTROSPECTION", &v)?;
+        }
+        if let Some(v) = parse("GRAPHIQL") {
+            s.graphql.graphiql = boolean("GRAPHIQL", &v)?;
+        }
+        if let Some(v) = parse("GRAPHQL_MAX_BODY_BYTES") {
+            s.graphql.max_body_bytes = number("GRAPHQL_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = parse("RUN_MIGRATIONS") {
+            s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;
+        }
+        if let Some(v) = parse("LOG_FORMAT") {
+            s.log_format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => bail!("LOG_FORMAT: expected json or pretty, got {other}"),
+            };
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(secret) = &self.jwt.secret {
+            if secret.expose_secret().len() < 32 {
+                bail!("JWT_SECRET must be at least 32 bytes");
+            }
+        }
+        if self.graphql.max_depth < 15 || self.graphql.max_complexity < 220 {
+            bail!(
+                "GRAPHQL_MAX_DEPTH must be at least 15 and GRAPHQL_MAX_COMPLEXITY at least 220, \
+                 or standard introspection stops working"
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("parley.sqlite").display()
+            ),
+        }
+    }
+
+    pub fn is_embedded_database(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &str, value: &str) -> anyhow::Result<T> {
+    value
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{key}: not a number: {value}"))
+}
+
+fn boolean(key: &str, value: &str) -> anyhow::Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{key}: expected true or false, got {value}"),
+    }
+}
+
+fn previous_keys(value: &str) -> anyhow::Result<Vec<(String, SecretString)>> {
+    value
+        .split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (kid, secret) = pair
+                .split_once('=')
+                .context("JWT_PREVIOUS_KEYS: expected kid=secret pairs separated by commas")?;
+            Ok((kid.trim().to_owned(), SecretString::from(secret.trim().to_owned())))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_set_is_the_embedded_default() {
+        let s = settings(&[]).unwrap();
+        assert!(s.is_embedded_database());
+        assert!(s.redis_url.is_none() && s.clickhouse.is_none());
+        assert_eq!(s.database_url(), "sqlite://data/parley.sqlite?mode=rwc");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://u:hunter2@db/parley"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+            ("JWT_PREVIOUS_KEYS", "k0=old-secret-value"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("abcdef-secret"));
+        assert!(!shown.contains("old-secret-value"));
+        assert_eq!(s.jwt.previous_keys[0].0, "k0");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_name() {
+        let err = settings(&[("PARLEY_PORT", "eighty")]).unwrap_err();
+        assert!(err.to_string().contains("PARLEY_PORT"));
+        let err = settings(&[("JWT_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"));
+        let err = settings(&[("GRAPHQL_MAX_DEPTH", "5")]).unwrap_err();
+        assert!(err.to_string().contains("introspection"));
+    }
+}

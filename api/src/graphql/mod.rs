@@ -1,0 +1,77 @@
+//! The GraphQL schema (assembled from each domain's objects) and its transports.
+
+pub mod http;
+pub mod loaders;
+pub mod relay;
+pub mod types;
+pub mod ws;
+
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
+
+use crate::{
+    accounts::graphql::{AccountsMutation, AccountsQuery},
+    agents::graphql::{AgentsMutation, AgentsQuery},
+    auth::{RequestAuth, Scope},
+    config::GraphqlSettings,
+    errors::AppError,
+    projects::graphql::{ProjectsMutation, ProjectsQuery, ProjectsSubscription},
+    reports::graphql::ReportsQuery,
+    state::AppState,
+};
+
+#[derive(MergedObject, Default)]
+pub struct Query(AccountsQuery, ProjectsQuery, AgentsQuery, ReportsQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(AccountsMutation, ProjectsMutation, AgentsMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(ProjectsSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// The schema without runtime data: enough to print the SDL.
+pub fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+}
+
+pub fn build_schema(state: AppState, settings: &GraphqlSettings) -> AppSchema {
+    let mut builder = schema_builder()
+        .data(state)
+        .limit_depth(settings.max_depth)
+        .limit_complexity(settings.max_complexity);
+    if !settings.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
+}
+
+/// The SDL the frontends code against, with fields and enum values sorted.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
+}
+
+/// Per-request data: the caller and DataLoaders that live as long as this one request,
+/// so no cached row ever crosses from one caller (or tenant) to another.
+pub fn request_data(request: async_graphql::Request, state: &AppState, auth: RequestAuth) -> async_graphql::Request {
+    request
+        .data(auth)
+        .data(DataLoader::new(loaders::UserLoader::new(state.db.clone()), tokio::spawn))
+}
+
+pub(crate) fn app_state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+pub(crate) fn request_auth<'a>(ctx: &Context<'a>) -> &'a RequestAuth {
+    ctx.data_unchecked::<RequestAuth>()
+}
+
+pub(crate) fn scope<'a>(ctx: &Context<'a>) -> Result<&'a Scope, AppError> {
+    request_auth(ctx).scope()
+}

@@ -1,0 +1,283 @@
+//! Subscriptions (and any operation) over WebSocket with the graphql-transport-ws
+//! protocol, at `/graphql/ws`. Credentials go in `connection_init`'s payload:
+//! `{"authorization": "Bearer <token>", "projectId": "<id>"}` or `{"apiKey": "<key>"}`.
+//!
+//! Close codes: 4400 bad message, 4401 subscribe before the ack, 4403 credentials
+//! refused, 4406 subprotocol missing, 4408 no `connection_init` in time, 4409 duplicate
+//! subscription id, 4429 a second `connection_init`.
+
+use std::collections::HashMap;
+
+use async_graphql::Value;
+use axum::{
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, WebSocket},
+    },
+    http::HeaderMap,
+    response::Response,
+};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use tokio::{sync::mpsc, task::AbortHandle};
+
+use super::{http::HttpState, http::normalize_errors, request_data};
+use crate::auth::{RequestAuth, context::Credentials};
+
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+pub async fn upgrade(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let offered = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == PROTOCOL);
+    let max = state.app.settings.graphql.max_body_bytes;
+    ws.protocols([PROTOCOL])
+        .max_message_size(max)
+        .on_upgrade(move |socket| Connection::new(state).serve(socket, offered))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Json>,
+    },
+    Ping {
+        #[serde(default)]
+        payload: Option<Json>,
+    },
+    Pong {
+        #[serde(default)]
+        #[allow(dead_code)]
+        payload: Option<Json>,
+    },
+    Subscribe {
+        id: String,
+        payload: async_graphql::Request,
+    },
+    Complete {
+        id: String,
+    },
+}
+
+/// What subscription tasks hand to the connection's single writer.
+enum Outgoing {
+    Send(Json),
+    /// A subscription ended by itself; `generation` tells it from a newer one with the
+    /// same id.
+    Finished { id: String, generation: u64 },
+}
+
+struct Connection {
+    state: HttpState,
+    auth: Option<RequestAuth>,
+    init_received: bool,
+    subscriptions: HashMap<String, (u64, AbortHandle)>,
+    generation: u64,
+}
+
+type Close = (u16, &'static str);
+
+impl Connection {
+    fn new(state: HttpState) -> Self {
+        Self {
+            state,
+            auth: None,
+            init_received: false,
+            subscriptions: HashMap::new(),
+            generation: 0,
+        }
+    }
+
+    async fn serve(mut self, socket: WebSocket, offered: bool) {
+        let (mut sink, mut incoming) = socket.split();
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(256);
+        let init_deadline = tokio::time::sleep(self.state.app.settings.graphql.connection_init_timeout);
+        tokio::pin!(init_deadline);
+
+        let close: Option<Close> = if !offered {
+            Some((4406, "Subprotocol not acceptable"))
+        } else {
+            loop {
+                tokio::select! {
+                    () = &mut init_deadline, if !self.init_received => {
+                        break Some((4408, "Connection initialisation timeout"));
+                    }
+                    message = incoming.next() => {
+                        let text = match message {
+                            Some(Ok(Message::Text(text))) => text,
+                            Some(Ok(Message::Binary(_))) => break Some((4400, "Binary messages are not supported")),
+                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                            Some(Ok(_)) => continue,
+                        };
+                        match self.handle(text.as_str(), &tx).await {
+                            Ok(replies) => {
+                                let mut failed = false;
+                                for reply in replies {
+                                    if sink.send(Message::Text(reply.to_string().into())).await.is_err() {
+                                        failed = true;
+                                        break;
+                                    }
+                                }
+                                if failed { break None; }
+                            }
+                            Err(close) => break Some(close),
+                        }
+                    }
+                    Some(out) = rx.recv() => match out {
+                        Outgoing::Send(json) => {
+                            if sink.send(Message::Text(json.to_string().into())).await.is_err() {
+                                break None;
+                            }
+                        }
+                        Outgoing::Finished { id, generation } => {
+                            if self.subscriptions.get(&id).is_some_and(|(g, _)| *g == generation) {
+                                self.subscriptions.remove(&id);
+                            }
+                        }
+                    },
+                }
+            }
+        };
+        for (_, (_, handle)) in self.subscriptions.drain() {
+            handle.abort();
+        }
+        if let Some((code, reason)) = close {
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+        let _ = sink.close().await;
+    }
+
+    /// Handles one client message; returns the immediate replies, or how to close.
+    async fn handle(&mut self, text: &str, tx: &mpsc::Sender<Outgoing>) -> Result<Vec<Json>, Close> {
+        let message: ClientMessage =
+            serde_json::from_str(text).map_err(|_| (4400, "Invalid message"))?;
+        match message {
+            ClientMessage::ConnectionInit { payload } => {
+                if self.init_received {
+                    return Err((4429, "Too many initialisation requests"));
+                }
+                self.init_received = true;
+                let credentials = credentials(payload.as_ref());
+                if credentials.is_empty() {
+                    self.auth = Some(RequestAuth::anonymous());
+                } else {
+                    match RequestAuth::resolve(&self.state.app, credentials).await {
+                        Ok(auth) => self.auth = Some(auth),
+                        Err(_) => return Err((4403, "Forbidden")),
+                    }
+                }
+                Ok(vec![json!({ "type": "connection_ack" })])
+            }
+            ClientMessage::Ping { payload } => {
+                let mut pong = json!({ "type": "pong" });
+                if let Some(payload) = payload {
+                    pong["payload"] = payload;
+                }
+                Ok(vec![pong])
+            }
+            ClientMessage::Pong { .. } => Ok(vec![]),
+            ClientMessage::Subscribe { id, payload } => {
+                let Some(auth) = self.auth.clone() else {
+                    return Err((4401, "Unauthorized"));
+                };
+                if self.subscriptions.contains_key(&id) {
+                    // The reason names the id, as the protocol asks; it is static here.
+                    return Err((4409, "Subscriber for this id already exists"));
+                }
+                self.generation += 1;
+                let generation = self.generation;
+                let request = request_data(payload, &self.state.app, auth);
+                let stream = self.state.schema.execute_stream(request);
+                let tx = tx.clone();
+                let task_id = id.clone();
+                let task = tokio::spawn(async move {
+                    run_subscription(task_id, generation, stream, tx).await;
+                });
+                self.subscriptions.insert(id, (generation, task.abort_handle()));
+                Ok(vec![])
+            }
+            ClientMessage::Complete { id } => {
+                if let Some((_, handle)) = self.subscriptions.remove(&id) {
+                    handle.abort();
+                }
+                Ok(vec![])
+            }
+        }
+    }
+}
+
+async fn run_subscription(
+    id: String,
+    generation: u64,
+    mut stream: impl futures::Stream<Item = async_graphql::Response> + Unpin,
+    tx: mpsc::Sender<Outgoing>,
+) {
+    let mut first = true;
+    let mut request_failed = false;
+    while let Some(mut response) = stream.next().await {
+        normalize_errors(&mut response.errors);
+        let failed_before_execution = first
+            && response.data == Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|e| e.path.is_empty());
+        first = false;
+        let message = if failed_before_execution {
+            request_failed = true;
+            json!({ "id": id, "type": "error", "payload": response.errors })
+        } else {
+            json!({ "id": id, "type": "next", "payload": response })
+        };
+        if tx.send(Outgoing::Send(message)).await.is_err() {
+            return;
+        }
+        if request_failed {
+            break;
+        }
+    }
+    if !request_failed {
+        let _ = tx
+            .send(Outgoing::Send(json!({ "id": id, "type": "complete" })))
+            .await;
+    }
+    let _ = tx.send(Outgoing::Finished { id, generation }).await;
+}
+
+/// Credentials from `connection_init`'s payload, with the same meaning as the HTTP headers.
+fn credentials(payload: Option<&Json>) -> Credentials {
+    let text = |key: &str| {
+        payload
+            .and_then(|p| p.get(key))
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    let mut put = |name: &'static str, value: Option<String>| {
+        if let Some(v) = value.and_then(|v| v.parse().ok()) {
+            headers.insert(name, v);
+        }
+    };
+    put(
+        "authorization",
+        text("authorization")
+            .or_else(|| text("Authorization"))
+            .or_else(|| text("token").map(|t| format!("Bearer {t}"))),
+    );
+    put("x-api-key", text("apiKey"));
+    put("x-project-id", text("projectId"));
+    Credentials::from_headers(&headers)
+}

@@ -1,0 +1,22 @@
+//! Parley's API server: GraphQL over HTTP and WebSocket for WhatsApp Business messaging.
+
+pub mod accounts;
+pub mod agents;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod errors;
+pub mod events;
+pub mod graphql;
+pub mod health;
+pub mod observability;
+pub mod pagination;
+pub mod projects;
+pub mod realtime;
+pub mod reports;
+pub mod state;
+pub mod validate;
+
+pub use app::{Application, RunningApp};
+pub use config::Settings;

@@ -1,0 +1,3 @@
+//! Reports read from the analytics store.
+
+pub mod graphql;

@@ -1,0 +1,19 @@
+//! Relational schema migrations (PostgreSQL and SQLite). ClickHouse has its own, in the
+//! analytics crate.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_accounts;
+mod m20261125_000002_analytics_outbox;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_accounts::Migration),
+            Box::new(m20261125_000002_analytics_outbox::Migration),
+        ]
+    }
+}

@@ -1,0 +1,11 @@
+//! Black-box tests of the running server over HTTP and WebSocket.
+
+mod accounts;
+mod analytics;
+mod api_keys;
+mod embedded;
+mod roles;
+mod schema;
+mod subscriptions;
+mod tokens;
+mod transport;
