@@ -108,7 +108,9 @@ impl ClickHouseStore {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && database
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             bail!("invalid ClickHouse database name {database:?}");
         }

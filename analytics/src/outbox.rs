@@ -2,7 +2,9 @@
 //! event exists exactly when the change it describes was committed.
 
 use parley_entity::analytics_outbox::{self, Column, Entity};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+};
 
 use crate::Event;
 

@@ -58,7 +58,11 @@ pub struct Shipper {
 }
 
 impl Shipper {
-    pub fn new(db: DatabaseConnection, store: Arc<dyn AnalyticsStore>, config: ShipperConfig) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        store: Arc<dyn AnalyticsStore>,
+        config: ShipperConfig,
+    ) -> Self {
         Self { db, store, config }
     }
 
@@ -192,7 +196,11 @@ impl Shipper {
             .await?)
     }
 
-    async fn next_batch<C: ConnectionTrait>(&self, conn: &C, lock: bool) -> anyhow::Result<Vec<Model>> {
+    async fn next_batch<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        lock: bool,
+    ) -> anyhow::Result<Vec<Model>> {
         let mut query = Entity::find()
             .filter(Column::ShippedAt.is_null())
             .order_by_asc(Column::Seq)
@@ -203,16 +211,19 @@ impl Shipper {
         Ok(query.all(conn).await?)
     }
 
-    async fn ship_rows<C: ConnectionTrait>(&self, conn: &C, rows: Vec<Model>) -> anyhow::Result<usize> {
+    async fn ship_rows<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        rows: Vec<Model>,
+    ) -> anyhow::Result<usize> {
         if rows.is_empty() {
             return Ok(0);
         }
         let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
         let events: Vec<Event> = rows.into_iter().map(event_from_row).collect();
-        self.store
-            .insert(&events)
-            .await
-            .with_context(|| format!("inserting {} events into the analytics store", events.len()))?;
+        self.store.insert(&events).await.with_context(|| {
+            format!("inserting {} events into the analytics store", events.len())
+        })?;
         // A crash here re-sends the batch later, which the store's idempotent insert absorbs.
         let now = Utc::now();
         for chunk in seqs.chunks(MARK_CHUNK) {
@@ -230,7 +241,10 @@ impl Shipper {
 fn event_from_row(row: Model) -> Event {
     let payload = serde_json::from_str(&row.payload).unwrap_or_else(|_| {
         // Never block the pipeline on one bad row: keep its text as a JSON string.
-        tracing::warn!(seq = row.seq, "analytics outbox payload is not JSON; shipping it as text");
+        tracing::warn!(
+            seq = row.seq,
+            "analytics outbox payload is not JSON; shipping it as text"
+        );
         serde_json::Value::String(row.payload)
     });
     Event {

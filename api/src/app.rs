@@ -103,7 +103,9 @@ impl Application {
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -183,7 +185,10 @@ fn router(state: HttpState) -> Router {
         tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
     });
     Router::new()
-        .route("/", get(|| async { Redirect::temporary("/graphql").into_response() }))
+        .route(
+            "/",
+            get(|| async { Redirect::temporary("/graphql").into_response() }),
+        )
         .route(
             "/graphql",
             get(graphql::http::graphql_get).post(graphql::http::graphql_post),
@@ -262,7 +267,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -120,10 +120,14 @@ impl Settings {
         let mut s = Self::default();
         let parse = |key: &str| get(key);
         if let Some(v) = parse("PARLEY_HOST") {
-            s.host = v.parse().with_context(|| format!("PARLEY_HOST: not an IP address: {v}"))?;
+            s.host = v
+                .parse()
+                .with_context(|| format!("PARLEY_HOST: not an IP address: {v}"))?;
         }
         if let Some(v) = parse("PARLEY_PORT").or_else(|| parse("PORT")) {
-            s.port = v.parse().with_context(|| format!("PARLEY_PORT: not a port: {v}"))?;
+            s.port = v
+                .parse()
+                .with_context(|| format!("PARLEY_PORT: not a port: {v}"))?;
         }
         if let Some(v) = parse("PARLEY_DATA_DIR") {
             s.data_dir = v.into();
@@ -249,7 +253,10 @@ fn previous_keys(value: &str) -> anyhow::Result<Vec<(String, SecretString)>> {
             let (kid, secret) = pair
                 .split_once('=')
                 .context("JWT_PREVIOUS_KEYS: expected kid=secret pairs separated by commas")?;
-            Ok((kid.trim().to_owned(), SecretString::from(secret.trim().to_owned())))
+            Ok((
+                kid.trim().to_owned(),
+                SecretString::from(secret.trim().to_owned()),
+            ))
         })
         .collect()
 }
@@ -260,8 +267,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 

@@ -137,14 +137,13 @@ impl ErrorExtensions for AppError {
                     e.set("errorId", error_id.to_string());
                 })
             }
-            Self::BadInput { field, .. } => {
-                async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
+            Self::BadInput { field, .. } => async_graphql::Error::new(self.to_string())
+                .extend_with(|_, e| {
                     e.set("code", code.as_str());
                     if let Some(field) = field {
                         e.set("field", *field);
                     }
-                })
-            }
+                }),
             _ => async_graphql::Error::new(self.to_string())
                 .extend_with(|_, e| e.set("code", code.as_str())),
         }

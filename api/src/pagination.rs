@@ -2,8 +2,7 @@
 //! inserted concurrently, and no page costs an OFFSET scan.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
-    Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -55,10 +54,7 @@ where
         ));
     }
     let backward = request.last.is_some();
-    let size = request
-        .first
-        .or(request.last)
-        .unwrap_or(DEFAULT_PAGE_SIZE);
+    let size = request.first.or(request.last).unwrap_or(DEFAULT_PAGE_SIZE);
     if size > MAX_PAGE_SIZE {
         return Err(AppError::bad_input(
             if backward { "last" } else { "first" },
@@ -85,7 +81,15 @@ where
     }
     Ok(Page {
         items,
-        has_previous_page: if backward { more } else { request.after.is_some() },
-        has_next_page: if backward { request.before.is_some() } else { more },
+        has_previous_page: if backward {
+            more
+        } else {
+            request.after.is_some()
+        },
+        has_next_page: if backward {
+            request.before.is_some()
+        } else {
+            more
+        },
     })
 }

@@ -21,7 +21,10 @@ pub fn username(raw: &str) -> AppResult<String> {
 pub fn text(field: &'static str, raw: &str, max: usize) -> AppResult<String> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(AppError::bad_input(field, format!("{field} must not be empty")));
+        return Err(AppError::bad_input(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if value.chars().count() > max {
         return Err(AppError::bad_input(

@@ -23,7 +23,11 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(AnalyticsOutbox::Table)
-                    .col(big_integer(AnalyticsOutbox::Seq).auto_increment().primary_key())
+                    .col(
+                        big_integer(AnalyticsOutbox::Seq)
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(uuid_uniq(AnalyticsOutbox::EventId))
                     .col(uuid(AnalyticsOutbox::ProjectId))
                     .col(string_len(AnalyticsOutbox::Kind, 64))

@@ -1,4 +1,7 @@
-use parley_tests::{TestApp, client::{LOG_IN, PASSWORD, SIGN_UP}};
+use parley_tests::{
+    TestApp,
+    client::{LOG_IN, PASSWORD, SIGN_UP},
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -56,8 +59,14 @@ async fn sign_up_input_is_checked() {
     let reply = attempt("fresh-name", "short", "Shop").send().await;
     reply.expect_error("BAD_USER_INPUT");
     assert_eq!(reply.body["errors"][0]["extensions"]["field"], "password");
-    attempt("no spaces allowed", PASSWORD, "Shop").send().await.expect_error("BAD_USER_INPUT");
-    attempt("fresh-name", PASSWORD, "   ").send().await.expect_error("BAD_USER_INPUT");
+    attempt("no spaces allowed", PASSWORD, "Shop")
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+    attempt("fresh-name", PASSWORD, "   ")
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
     // Nothing of the refused sign-ups was created.
     app.gql(LOG_IN)
         .vars(json!({ "input": { "username": "fresh-name", "password": PASSWORD } }))
@@ -70,7 +79,8 @@ async fn sign_up_input_is_checked() {
 async fn a_password_change_needs_the_old_one_and_ends_other_sessions() {
     let app = TestApp::spawn().await;
     let owner = app.sign_up("Kiran").await;
-    let change = "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { token } }";
+    let change =
+        "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { token } }";
     app.gql(change)
         .token(&owner.token)
         .vars(json!({ "input": { "oldPassword": "wrong old one", "newPassword": "a new long password" } }))
@@ -85,7 +95,11 @@ async fn a_password_change_needs_the_old_one_and_ends_other_sessions() {
         .await;
     let new_token = data["changePassword"]["token"].as_str().unwrap();
 
-    let old = app.gql("{ viewer { id } }").token(&owner.token).send().await;
+    let old = app
+        .gql("{ viewer { id } }")
+        .token(&owner.token)
+        .send()
+        .await;
     assert_eq!(old.status, 401);
     old.expect_error("UNAUTHENTICATED");
     app.gql("{ viewer { id } }").token(new_token).data().await;
@@ -104,7 +118,8 @@ async fn owners_create_more_projects_and_archive_them() {
     let second = data["createProject"]["id"].as_str().unwrap().to_owned();
     assert_eq!(data["createProject"]["defaultCountry"], "AE");
 
-    let data = app.gql("{ projects(first: 10) { edges { node { id } } pageInfo { hasNextPage } } }")
+    let data = app
+        .gql("{ projects(first: 10) { edges { node { id } } pageInfo { hasNextPage } } }")
         .token(&owner.token)
         .data()
         .await;
@@ -124,7 +139,11 @@ async fn owners_create_more_projects_and_archive_them() {
         .await;
     assert_eq!(archive["archiveProject"]["archived"], true);
     // Archived: readable, not changeable.
-    app.gql("{ project { name archived } }").token(&owner.token).project(&second).data().await;
+    app.gql("{ project { name archived } }")
+        .token(&owner.token)
+        .project(&second)
+        .data()
+        .await;
     app.gql("mutation { updateProject(input: { name: \"Renamed\" }) { name } }")
         .token(&owner.token)
         .project(&second)

@@ -23,7 +23,9 @@ async fn clickhouse_count(app: &TestApp, sql: &str) -> u64 {
         .text()
         .await
         .unwrap();
-    text.trim().parse().unwrap_or_else(|_| panic!("ClickHouse said: {text}"))
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ClickHouse said: {text}"))
 }
 
 #[tokio::test]
@@ -35,29 +37,68 @@ async fn events_recorded_with_a_change_reach_clickhouse_once() {
 
     let project = &owner.project_id;
     eventually(Duration::from_secs(15), "events in ClickHouse", || async {
-        clickhouse_count(&app, &format!("SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')")).await >= 3
+        clickhouse_count(
+            &app,
+            &format!(
+                "SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')"
+            ),
+        )
+        .await
+            >= 3
     })
     .await;
 
-    let report = app.gql(REPORT).as_member(&owner).vars(today_range()).data().await;
+    let report = app
+        .gql(REPORT)
+        .as_member(&owner)
+        .vars(today_range())
+        .data()
+        .await;
     let mut counts: Vec<(String, u64)> = report["activityReport"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["kind"].as_str().unwrap().to_owned(), c["count"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_owned(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     counts.sort();
-    assert_eq!(counts, vec![("member.added".into(), 2), ("project.created".into(), 1)]);
+    assert_eq!(
+        counts,
+        vec![("member.added".into(), 2), ("project.created".into(), 1)]
+    );
 
     // Another tenant's report holds only its own events.
     let other = app.sign_up("Elsewhere").await;
-    eventually(Duration::from_secs(15), "the other project's event", || async {
-        let r = app.gql(REPORT).as_member(&other).vars(today_range()).data().await;
-        r["activityReport"].as_array().is_some_and(|a| !a.is_empty())
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the other project's event",
+        || async {
+            let r = app
+                .gql(REPORT)
+                .as_member(&other)
+                .vars(today_range())
+                .data()
+                .await;
+            r["activityReport"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    )
     .await;
-    let r = app.gql(REPORT).as_member(&other).vars(today_range()).data().await;
-    assert_eq!(r["activityReport"], json!([{ "day": r["activityReport"][0]["day"], "kind": "project.created", "count": 1 }]));
+    let r = app
+        .gql(REPORT)
+        .as_member(&other)
+        .vars(today_range())
+        .data()
+        .await;
+    assert_eq!(
+        r["activityReport"],
+        json!([{ "day": r["activityReport"][0]["day"], "kind": "project.created", "count": 1 }])
+    );
 }
 
 #[tokio::test]
@@ -76,7 +117,14 @@ async fn a_refused_change_records_no_event() {
         .expect_error("PLAN_LIMIT_REACHED");
     let project = owner.project_id.clone();
     eventually(Duration::from_secs(15), "six events shipped", || async {
-        clickhouse_count(&app, &format!("SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')")).await >= 6
+        clickhouse_count(
+            &app,
+            &format!(
+                "SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')"
+            ),
+        )
+        .await
+            >= 6
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -10,9 +10,18 @@ async fn api_keys_are_shown_once_listed_by_prefix_and_revocable() {
         .as_member(&owner)
         .data()
         .await;
-    let secret = created["createApiKey"]["secret"].as_str().unwrap().to_owned();
-    let key_id = created["createApiKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
-    let prefix = created["createApiKey"]["apiKey"]["prefix"].as_str().unwrap().to_owned();
+    let secret = created["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_id = created["createApiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let prefix = created["createApiKey"]["apiKey"]["prefix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(secret.starts_with(&prefix) && secret.len() > prefix.len() + 20);
 
     // The list never shows the key itself, and the schema has no field that could.
@@ -22,7 +31,10 @@ async fn api_keys_are_shown_once_listed_by_prefix_and_revocable() {
         .data()
         .await;
     assert!(!listed.to_string().contains(&secret));
-    assert_eq!(listed["apiKeys"]["edges"][0]["node"]["prefix"], prefix.as_str());
+    assert_eq!(
+        listed["apiKeys"]["edges"][0]["node"]["prefix"],
+        prefix.as_str()
+    );
     assert!(listed["apiKeys"]["edges"][0]["node"]["lastUsedAt"].is_null());
 
     // The key works alone (no project header needed), as header or bearer.
@@ -31,9 +43,21 @@ async fn api_keys_are_shown_once_listed_by_prefix_and_revocable() {
     let project = app.gql("{ project { id } }").token(&secret).data().await;
     assert_eq!(project["project"]["id"], owner.project_id.as_str());
     // It is not a user: no human-only operations.
-    app.gql("{ members { edges { node { id } } } }").api_key(&secret).send().await.expect_error("FORBIDDEN");
-    app.gql("{ viewer { id } }").api_key(&secret).send().await.expect_error("FORBIDDEN");
-    let used = app.gql("{ apiKeys { edges { node { lastUsedAt } } } }").as_member(&owner).data().await;
+    app.gql("{ members { edges { node { id } } } }")
+        .api_key(&secret)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    app.gql("{ viewer { id } }")
+        .api_key(&secret)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    let used = app
+        .gql("{ apiKeys { edges { node { lastUsedAt } } } }")
+        .as_member(&owner)
+        .data()
+        .await;
     assert!(used["apiKeys"]["edges"][0]["node"]["lastUsedAt"].is_string());
 
     let revoked = app
@@ -68,7 +92,12 @@ async fn several_keys_per_project_and_made_up_keys_fail() {
             .vars(json!({ "name": name }))
             .data()
             .await;
-        secrets.push(created["createApiKey"]["secret"].as_str().unwrap().to_owned());
+        secrets.push(
+            created["createApiKey"]["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_ne!(secrets[0], secrets[1]);
     for secret in &secrets {

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use parley_tests::{TestApp, eventually, ws::{Event, WsClient}};
+use parley_tests::{
+    TestApp, eventually,
+    ws::{Event, WsClient},
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -15,11 +18,16 @@ async fn the_embedded_mode_serves_sign_up_subscriptions_and_reports() {
     client
         .init(json!({ "authorization": format!("Bearer {}", owner.token), "projectId": owner.project_id }))
         .await;
-    client.subscribe("1", "subscription { projectChanges { topic memberId } }").await;
+    client
+        .subscribe("1", "subscription { projectChanges { topic memberId } }")
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, member_id) = app.add_member(&owner, "AGENT").await;
     match client.next().await {
-        Event::Message(m) => assert_eq!(m["payload"]["data"]["projectChanges"]["memberId"], member_id.as_str()),
+        Event::Message(m) => assert_eq!(
+            m["payload"]["data"]["projectChanges"]["memberId"],
+            member_id.as_str()
+        ),
         other => panic!("{other:?}"),
     }
 
@@ -54,14 +62,28 @@ async fn the_embedded_mode_keeps_its_signing_key_across_restarts() {
         let mut settings = parley_api::Settings::default();
         settings.port = 0;
         settings.data_dir = dir;
-        parley_api::Application::build(settings).await.unwrap().spawn()
+        parley_api::Application::build(settings)
+            .await
+            .unwrap()
+            .spawn()
     };
     let first = start(dir.path().to_path_buf()).await;
     let http = reqwest::Client::new();
     let body = json!({ "query": parley_tests::client::SIGN_UP, "variables": { "input": {
         "username": "restart-owner", "displayName": "R", "password": "long enough pw", "projectName": "P" } } });
-    let reply: serde_json::Value = http.post(first.url("/graphql")).json(&body).send().await.unwrap().json().await.unwrap();
-    let token = reply["data"]["signUp"]["token"].as_str().unwrap().to_owned();
+    let reply: serde_json::Value = http
+        .post(first.url("/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reply["data"]["signUp"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     first.stop().await.unwrap();
 
     let second = start(dir.path().to_path_buf()).await;
@@ -78,6 +100,9 @@ async fn the_embedded_mode_keeps_its_signing_key_across_restarts() {
     assert_eq!(me["data"]["viewer"]["username"], "restart-owner");
     let secret = std::fs::metadata(dir.path().join("jwt-secret")).unwrap();
     #[cfg(unix)]
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&secret.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&secret.permissions()) & 0o777,
+        0o600
+    );
     second.stop().await.unwrap();
 }

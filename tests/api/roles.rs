@@ -3,16 +3,36 @@ use serde_json::json;
 
 /// Every operation of this issue, the roles allowed to use it, and a request for it.
 const OPERATIONS: &[(&str, &[&str], &str)] = &[
-    ("project", &["OWNER", "MANAGER", "AGENT", "FINANCE"], "{ project { id } }"),
-    ("members", &["OWNER", "MANAGER"], "{ members { edges { node { id } } } }"),
-    ("apiKeys", &["OWNER", "MANAGER"], "{ apiKeys { edges { node { id } } } }"),
+    (
+        "project",
+        &["OWNER", "MANAGER", "AGENT", "FINANCE"],
+        "{ project { id } }",
+    ),
+    (
+        "members",
+        &["OWNER", "MANAGER"],
+        "{ members { edges { node { id } } } }",
+    ),
+    (
+        "apiKeys",
+        &["OWNER", "MANAGER"],
+        "{ apiKeys { edges { node { id } } } }",
+    ),
     (
         "activityReport",
         &["OWNER", "MANAGER", "FINANCE"],
         "{ activityReport(from: \"2026-01-01T00:00:00Z\", to: \"2026-12-31T00:00:00Z\") { kind count } }",
     ),
-    ("updateProject", &["OWNER"], "mutation { updateProject(input: { name: \"Renamed\" }) { id } }"),
-    ("createApiKey", &["OWNER"], "mutation { createApiKey(name: \"crm\") { secret } }"),
+    (
+        "updateProject",
+        &["OWNER"],
+        "mutation { updateProject(input: { name: \"Renamed\" }) { id } }",
+    ),
+    (
+        "createApiKey",
+        &["OWNER"],
+        "mutation { createApiKey(name: \"crm\") { secret } }",
+    ),
 ];
 
 #[tokio::test]
@@ -34,7 +54,10 @@ async fn each_role_can_do_what_it_may_and_nothing_else() {
                 );
             } else {
                 reply.expect_error("FORBIDDEN");
-                assert!(reply.body["data"].is_null(), "{role} got data from {operation}");
+                assert!(
+                    reply.body["data"].is_null(),
+                    "{role} got data from {operation}"
+                );
             }
         }
     }
@@ -61,9 +84,18 @@ async fn project_bound_operations_need_a_login_and_a_project() {
     let owner = app.sign_up("Owner").await;
     let anonymous = app.gql("{ project { id } }").send().await;
     anonymous.expect_error("UNAUTHENTICATED");
-    let no_project = app.gql("{ project { id } }").token(&owner.token).send().await;
+    let no_project = app
+        .gql("{ project { id } }")
+        .token(&owner.token)
+        .send()
+        .await;
     no_project.expect_error("BAD_USER_INPUT");
-    let garbage = app.gql("{ project { id } }").token(&owner.token).project("not-an-id").send().await;
+    let garbage = app
+        .gql("{ project { id } }")
+        .token(&owner.token)
+        .project("not-an-id")
+        .send()
+        .await;
     garbage.expect_error("FORBIDDEN");
 }
 
@@ -72,7 +104,11 @@ async fn the_owner_changes_roles_and_deactivates_members() {
     let app = TestApp::spawn().await;
     let owner = app.sign_up("Owner").await;
     let (agent, agent_id) = app.add_member(&owner, "AGENT").await;
-    app.gql("{ members { edges { node { id } } } }").as_member(&agent).send().await.expect_error("FORBIDDEN");
+    app.gql("{ members { edges { node { id } } } }")
+        .as_member(&agent)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
 
     let changed = app
         .gql("mutation($id: ID!) { changeMemberRole(id: $id, role: MANAGER) { role } }")
@@ -82,7 +118,10 @@ async fn the_owner_changes_roles_and_deactivates_members() {
         .await;
     assert_eq!(changed["changeMemberRole"]["role"], "MANAGER");
     // The same token now carries the new role's rights.
-    app.gql("{ members { edges { node { id } } } }").as_member(&agent).data().await;
+    app.gql("{ members { edges { node { id } } } }")
+        .as_member(&agent)
+        .data()
+        .await;
 
     app.gql("mutation($id: ID!) { changeMemberRole(id: $id, role: OWNER) { role } }")
         .as_member(&owner)
@@ -96,7 +135,11 @@ async fn the_owner_changes_roles_and_deactivates_members() {
         .vars(json!({ "id": agent_id }))
         .data()
         .await;
-    app.gql("{ project { id } }").as_member(&agent).send().await.expect_error("FORBIDDEN");
+    app.gql("{ project { id } }")
+        .as_member(&agent)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
     let listed = app
         .gql("{ active: members { edges { node { id } } } all: members(includeInactive: true) { edges { node { id active } } } }")
         .as_member(&owner)
@@ -113,7 +156,11 @@ async fn the_owner_changes_roles_and_deactivates_members() {
     app.gql("{ project { id } }").as_member(&agent).data().await;
 
     // The owner's own membership cannot be changed.
-    let me = app.gql("{ members { edges { node { id role } } } }").as_member(&owner).data().await;
+    let me = app
+        .gql("{ members { edges { node { id role } } } }")
+        .as_member(&owner)
+        .data()
+        .await;
     let owner_member = me["members"]["edges"]
         .as_array()
         .unwrap()
@@ -175,7 +222,10 @@ async fn no_member_of_one_project_reaches_another() {
         .as_member(&alice)
         .data()
         .await;
-    let alice_key_id = key["createApiKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+    let alice_key_id = key["createApiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Bob naming Alice's project.
     let in_alice = Owner {
@@ -194,9 +244,18 @@ async fn no_member_of_one_project_reaches_another() {
     // Bob in his own project, using ids copied from Alice's.
     for (query, id) in [
         ("query($id: ID!) { member(id: $id) { id } }", &alice_agent),
-        ("mutation($id: ID!) { deactivateMember(id: $id) { id } }", &alice_agent),
-        ("mutation($id: ID!) { changeMemberRole(id: $id, role: MANAGER) { id } }", &alice_agent),
-        ("mutation($id: ID!) { revokeApiKey(id: $id) { id } }", &alice_key_id),
+        (
+            "mutation($id: ID!) { deactivateMember(id: $id) { id } }",
+            &alice_agent,
+        ),
+        (
+            "mutation($id: ID!) { changeMemberRole(id: $id, role: MANAGER) { id } }",
+            &alice_agent,
+        ),
+        (
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            &alice_key_id,
+        ),
     ] {
         app.gql(query)
             .as_member(&bob)
@@ -220,7 +279,12 @@ async fn no_member_of_one_project_reaches_another() {
     assert_eq!(agent["node"]["role"], "AGENT");
     assert_eq!(agent["node"]["active"], true);
     let secret = key["createApiKey"]["secret"].as_str().unwrap();
-    let reply = app.gql("{ project { id } }").api_key(secret).project(&bob.project_id).send().await;
+    let reply = app
+        .gql("{ project { id } }")
+        .api_key(secret)
+        .project(&bob.project_id)
+        .send()
+        .await;
     reply.expect_error("FORBIDDEN");
 }
 
@@ -239,7 +303,12 @@ async fn member_lists_are_relay_connections() {
     assert_eq!(edges[0]["node"]["role"], "OWNER");
     assert_eq!(first["members"]["pageInfo"]["hasNextPage"], true);
     let cursor = first["members"]["pageInfo"]["endCursor"].clone();
-    let second = app.gql(page).as_member(&owner).vars(json!({ "after": cursor })).data().await;
+    let second = app
+        .gql(page)
+        .as_member(&owner)
+        .vars(json!({ "after": cursor }))
+        .data()
+        .await;
     let roles: Vec<&str> = second["members"]["edges"]
         .as_array()
         .unwrap()
@@ -258,6 +327,14 @@ async fn member_lists_are_relay_connections() {
     assert_eq!(last["members"]["edges"][0]["node"]["role"], "FINANCE");
     assert_eq!(last["members"]["pageInfo"]["hasPreviousPage"], true);
 
-    app.gql("{ members(first: 101) { edges { cursor } } }").as_member(&owner).send().await.expect_error("BAD_USER_INPUT");
-    app.gql("{ members(after: \"bogus\") { edges { cursor } } }").as_member(&owner).send().await.expect_error("BAD_USER_INPUT");
+    app.gql("{ members(first: 101) { edges { cursor } } }")
+        .as_member(&owner)
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+    app.gql("{ members(after: \"bogus\") { edges { cursor } } }")
+        .as_member(&owner)
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
 }

@@ -59,11 +59,23 @@ async fn owners_see_member_changes_live_over_redis() {
 
     // Another project's changes never arrive.
     let other = app.sign_up("Other").await;
-    add_agent(&app, &other, &format!("other-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])).await;
-    assert!(client.next_within(Duration::from_millis(500)).await.is_none());
+    add_agent(
+        &app,
+        &other,
+        &format!("other-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+    )
+    .await;
+    assert!(
+        client
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none()
+    );
 
     // complete stops the subscription; the id can be used again.
-    client.send(json!({ "type": "complete", "id": "changes" })).await;
+    client
+        .send(json!({ "type": "complete", "id": "changes" }))
+        .await;
     client.subscribe("changes", CHANGES).await;
     expect_member_added(&app, &owner, &mut client).await;
 }
@@ -87,7 +99,10 @@ async fn an_event_published_by_one_node_reaches_a_subscriber_of_another() {
     let member_id = add_agent(&node_a, &owner, "cross-node-agent").await;
     for client in [&mut on_b, &mut on_a] {
         let message = next_message(client).await;
-        assert_eq!(message["payload"]["data"]["projectChanges"]["memberId"], member_id.as_str());
+        assert_eq!(
+            message["payload"]["data"]["projectChanges"]["memberId"],
+            member_id.as_str()
+        );
     }
 }
 
@@ -100,8 +115,14 @@ async fn roles_that_may_not_subscribe_get_an_error_not_a_stream() {
     client.init(credentials(&agent)).await;
     client.subscribe("1", CHANGES).await;
     let message = next_message(&mut client).await;
-    assert_eq!(message["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{message}");
-    assert_eq!(next_message(&mut client).await, json!({ "type": "complete", "id": "1" }));
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{message}"
+    );
+    assert_eq!(
+        next_message(&mut client).await,
+        json!({ "type": "complete", "id": "1" })
+    );
 }
 
 #[tokio::test]
@@ -115,13 +136,24 @@ async fn queries_and_validation_errors_over_the_socket() {
 
     client.subscribe("q", "{ project { id } }").await;
     let result = next_message(&mut client).await;
-    assert_eq!(result["payload"]["data"]["project"]["id"], owner.project_id.as_str());
-    assert_eq!(next_message(&mut client).await, json!({ "type": "complete", "id": "q" }));
+    assert_eq!(
+        result["payload"]["data"]["project"]["id"],
+        owner.project_id.as_str()
+    );
+    assert_eq!(
+        next_message(&mut client).await,
+        json!({ "type": "complete", "id": "q" })
+    );
 
-    client.subscribe("bad", "subscription { noSuchThing }").await;
+    client
+        .subscribe("bad", "subscription { noSuchThing }")
+        .await;
     let error = next_message(&mut client).await;
     assert_eq!(error["type"], "error");
-    assert_eq!(error["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(
+        error["payload"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
 }
 
 #[tokio::test]

@@ -37,12 +37,28 @@ async fn only_well_formed_current_tokens_signed_by_the_server_get_in() {
     let me = "{ viewer { id } }";
 
     // A token the test signs like the server does works: the harness knows the key.
-    let good = sign(hs256("k1"), &claims(&owner.user_id, 600), JWT_SECRET.as_bytes());
+    let good = sign(
+        hs256("k1"),
+        &claims(&owner.user_id, 600),
+        JWT_SECRET.as_bytes(),
+    );
     app.gql(me).token(&good).data().await;
 
-    let expired = sign(hs256("k1"), &claims(&owner.user_id, -120), JWT_SECRET.as_bytes());
-    let wrong_key = sign(hs256("k1"), &claims(&owner.user_id, 600), b"some-other-key-some-other-key-000");
-    let unknown_kid = sign(hs256("k9"), &claims(&owner.user_id, 600), JWT_SECRET.as_bytes());
+    let expired = sign(
+        hs256("k1"),
+        &claims(&owner.user_id, -120),
+        JWT_SECRET.as_bytes(),
+    );
+    let wrong_key = sign(
+        hs256("k1"),
+        &claims(&owner.user_id, 600),
+        b"some-other-key-some-other-key-000",
+    );
+    let unknown_kid = sign(
+        hs256("k9"),
+        &claims(&owner.user_id, 600),
+        JWT_SECRET.as_bytes(),
+    );
     let mut other_audience = claims(&owner.user_id, 600);
     other_audience["aud"] = json!("another-service");
     let other_audience = sign(hs256("k1"), &other_audience, JWT_SECRET.as_bytes());
@@ -52,18 +68,28 @@ async fn only_well_formed_current_tokens_signed_by_the_server_get_in() {
     let mut hs512 = Header::new(Algorithm::HS512);
     hs512.kid = Some("k1".into());
     let other_algorithm = sign(hs512, &claims(&owner.user_id, 600), JWT_SECRET.as_bytes());
-    let alg_none = raw_token(json!({ "alg": "none", "typ": "JWT", "kid": "k1" }), &claims(&owner.user_id, 600), "");
+    let alg_none = raw_token(
+        json!({ "alg": "none", "typ": "JWT", "kid": "k1" }),
+        &claims(&owner.user_id, 600),
+        "",
+    );
     // RS256 in the header, HMAC-signed with the secret: the classic key-confusion attack.
     let confused = {
-        let unsigned = raw_token(json!({ "alg": "RS256", "typ": "JWT", "kid": "k1" }), &claims(&owner.user_id, 600), "");
+        let unsigned = raw_token(
+            json!({ "alg": "RS256", "typ": "JWT", "kid": "k1" }),
+            &claims(&owner.user_id, 600),
+            "",
+        );
         let signing_input = unsigned.trim_end_matches('.');
         let key = EncodingKey::from_secret(JWT_SECRET.as_bytes());
-        let mac = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::HS256).unwrap();
+        let mac =
+            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::HS256).unwrap();
         format!("{signing_input}.{mac}")
     };
     let tampered = {
         let mut parts: Vec<String> = owner.token.split('.').map(str::to_owned).collect();
-        let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        let mut payload: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
         payload["exp"] = json!(payload["exp"].as_i64().unwrap() + 86_400 * 365);
         parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
         parts.join(".")
@@ -86,7 +112,16 @@ async fn only_well_formed_current_tokens_signed_by_the_server_get_in() {
         assert_eq!(reply.error_code(), Some("UNAUTHENTICATED"), "{what}");
         assert_eq!(reply.headers["www-authenticate"], "Bearer");
     }
-    let expired = sign(hs256("k1"), &claims(&owner.user_id, -120), JWT_SECRET.as_bytes());
-    let message = app.gql(me).token(&expired).send().await.expect_error("UNAUTHENTICATED");
+    let expired = sign(
+        hs256("k1"),
+        &claims(&owner.user_id, -120),
+        JWT_SECRET.as_bytes(),
+    );
+    let message = app
+        .gql(me)
+        .token(&expired)
+        .send()
+        .await
+        .expect_error("UNAUTHENTICATED");
     assert!(message.contains("expired"), "{message}");
 }

@@ -47,7 +47,10 @@ impl Reply {
     /// Asserts the request failed with this code, and returns the message.
     pub fn expect_error(&self, code: &str) -> String {
         assert_eq!(self.error_code(), Some(code), "body: {}", self.body);
-        self.body["errors"][0]["message"].as_str().unwrap_or_default().to_owned()
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -161,7 +164,11 @@ pub const ADD_MEMBER: &str = "mutation($input: AddMemberInput!) {
 impl TestApp {
     /// Signs up a new owner with a project of their own.
     pub async fn sign_up(&self, name: &str) -> Owner {
-        let username = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let username = format!(
+            "{}-{}",
+            name.to_lowercase(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let data = self
             .gql(SIGN_UP)
             .vars(json!({ "input": {
@@ -182,7 +189,11 @@ impl TestApp {
 
     /// The owner adds a member with `role`, who then logs in.
     pub async fn add_member(&self, owner: &Owner, role: &str) -> (Owner, String) {
-        let username = format!("{}-{}", role.to_lowercase(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let username = format!(
+            "{}-{}",
+            role.to_lowercase(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let data = self
             .gql(ADD_MEMBER)
             .as_member(owner)

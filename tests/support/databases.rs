@@ -14,7 +14,10 @@ fn postgres_url(database: &str) -> String {
 
 /// Names the template after the migrations, so a new migration makes a new template.
 fn template_name() -> String {
-    let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
     let mut hash: u64 = 0xcbf29ce484222325;
     for byte in names.join(",").bytes() {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3);
@@ -27,9 +30,14 @@ async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
             let name = template_name();
-            let admin = Database::connect(POSTGRES_ADMIN_URL).await.expect("PostgreSQL is up");
+            let admin = Database::connect(POSTGRES_ADMIN_URL)
+                .await
+                .expect("PostgreSQL is up");
             // One builder at a time, across test processes too.
-            admin.execute_unprepared("SELECT pg_advisory_lock(728411)").await.unwrap();
+            admin
+                .execute_unprepared("SELECT pg_advisory_lock(728411)")
+                .await
+                .unwrap();
             let exists = admin
                 .query_one(sea_orm::Statement::from_string(
                     admin.get_database_backend(),
@@ -56,7 +64,10 @@ async fn template() -> &'static str {
                     .await
                     .unwrap();
             }
-            admin.execute_unprepared("SELECT pg_advisory_unlock(728411)").await.unwrap();
+            admin
+                .execute_unprepared("SELECT pg_advisory_unlock(728411)")
+                .await
+                .unwrap();
             admin.close().await.unwrap();
             name
         })
@@ -67,7 +78,9 @@ async fn template() -> &'static str {
 pub async fn fresh_postgres() -> String {
     let template = template().await;
     let name = format!("parley_test_{}", Uuid::new_v4().simple());
-    let admin = Database::connect(POSTGRES_ADMIN_URL).await.expect("PostgreSQL is up");
+    let admin = Database::connect(POSTGRES_ADMIN_URL)
+        .await
+        .expect("PostgreSQL is up");
     let mut attempts = 0;
     loop {
         let created = admin

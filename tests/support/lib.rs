@@ -86,7 +86,11 @@ impl TestApp {
     }
 
     /// Starts a server; `adjust` may change any setting first.
-    pub async fn spawn_with(mode: Mode, shared: &Shared, adjust: impl FnOnce(&mut Settings)) -> Self {
+    pub async fn spawn_with(
+        mode: Mode,
+        shared: &Shared,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         init_logs();
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let mut settings = Settings::default();
@@ -102,7 +106,10 @@ impl TestApp {
             settings.redis_channel_prefix = shared.redis_prefix.clone();
             settings.clickhouse = Some(parley_api::config::ClickHouseSettings {
                 url: CLICKHOUSE_URL.into(),
-                database: shared.clickhouse_database.clone().expect("a ClickHouse database"),
+                database: shared
+                    .clickhouse_database
+                    .clone()
+                    .expect("a ClickHouse database"),
                 user: None,
                 password: None,
             });
@@ -132,7 +139,7 @@ impl TestApp {
     }
 
     /// A GraphQL request builder against this server.
-    pub fn gql(&self, query: &str) -> Gql {
+    pub fn gql(&self, query: &str) -> Gql<'_> {
         Gql::new(self, query)
     }
 }

@@ -29,9 +29,10 @@ impl WsClient {
     pub async fn connect_with_protocol(url: &str, protocol: Option<&str>) -> Self {
         let mut request = url.into_client_request().unwrap();
         if let Some(protocol) = protocol {
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(protocol).unwrap(),
+            );
         }
         let (socket, _) = connect_async(request).await.expect("WebSocket connects");
         Self { socket }
@@ -46,7 +47,8 @@ impl WsClient {
 
     /// Sends connection_init with this payload and expects the ack.
     pub async fn init(&mut self, payload: Value) {
-        self.send(json!({ "type": "connection_init", "payload": payload })).await;
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
         let ack = self.next().await;
         assert_eq!(
             ack,
@@ -62,15 +64,21 @@ impl WsClient {
 
     /// The next protocol message or the close, within 10 seconds.
     pub async fn next(&mut self) -> Event {
-        self.next_within(Duration::from_secs(10)).await.expect("a message in time")
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("a message in time")
     }
 
     pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()?;
             return Some(match message {
-                Some(Ok(Message::Text(text))) => Event::Message(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Text(text))) => {
+                    Event::Message(serde_json::from_str(&text).unwrap())
+                }
                 Some(Ok(Message::Close(frame))) => Event::Closed(frame.map(|f| u16::from(f.code))),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => Event::Closed(None),

@@ -19,12 +19,21 @@ async fn migrations_are_idempotent() {
         .fetch_all()
         .await
         .unwrap();
-    assert_eq!(versions, vec![(1, 1)], "each migration recorded exactly once");
+    assert_eq!(
+        versions,
+        vec![(1, 1)],
+        "each migration recorded exactly once"
+    );
 
     // The schema is usable after re-running.
     let project = Uuid::new_v4();
     ch.store
-        .insert(&[Event::new(project, EventKind::PROJECT_CREATED, None, serde_json::json!({}))])
+        .insert(&[Event::new(
+            project,
+            EventKind::PROJECT_CREATED,
+            None,
+            serde_json::json!({}),
+        )])
         .await
         .unwrap();
     assert_eq!(ch.store.total_events(project).await.unwrap(), 1);
@@ -128,8 +137,14 @@ async fn a_batch_inserted_twice_counts_once() {
         .fetch_one()
         .await
         .unwrap();
-    assert!(physical > 5, "copies are stored until merged ({physical} rows)");
-    assert_eq!(ch.store.event_counts(project, from, to).await.unwrap(), expected);
+    assert!(
+        physical > 5,
+        "copies are stored until merged ({physical} rows)"
+    );
+    assert_eq!(
+        ch.store.event_counts(project, from, to).await.unwrap(),
+        expected
+    );
     assert_eq!(ch.store.total_events(project).await.unwrap(), 4);
     assert_eq!(ch.store.total_events(other_project).await.unwrap(), 1);
 
@@ -146,7 +161,10 @@ async fn a_batch_inserted_twice_counts_once() {
         .await
         .unwrap();
     assert_eq!(merged, 5);
-    assert_eq!(ch.store.event_counts(project, from, to).await.unwrap(), expected);
+    assert_eq!(
+        ch.store.event_counts(project, from, to).await.unwrap(),
+        expected
+    );
     ch.drop().await;
 }
 
@@ -158,7 +176,11 @@ async fn window_is_half_open() {
     let to = Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap();
     ch.store
         .insert(&[
-            event_at(project, EventKind::MEMBER_ADDED, from - Duration::seconds(1)),
+            event_at(
+                project,
+                EventKind::MEMBER_ADDED,
+                from - Duration::seconds(1),
+            ),
             event_at(project, EventKind::MEMBER_ADDED, from),
             event_at(project, EventKind::MEMBER_ADDED, to - Duration::seconds(1)),
             event_at(project, EventKind::MEMBER_ADDED, to),
@@ -180,9 +202,15 @@ async fn window_is_half_open() {
 
 #[tokio::test]
 async fn unreachable_server_fails_fast() {
-    let store = ClickHouseStore::new("http://127.0.0.1:1", "parley_unreachable", None, None).unwrap();
+    let store =
+        ClickHouseStore::new("http://127.0.0.1:1", "parley_unreachable", None, None).unwrap();
     assert!(store.ping().await.is_err());
-    let event = Event::new(Uuid::new_v4(), EventKind::MEMBER_ADDED, None, serde_json::json!({}));
+    let event = Event::new(
+        Uuid::new_v4(),
+        EventKind::MEMBER_ADDED,
+        None,
+        serde_json::json!({}),
+    );
     assert!(store.insert(&[event]).await.is_err());
     assert!(store.migrate().await.is_err());
 
@@ -198,5 +226,7 @@ fn database_names_are_plain_identifiers() {
             "{bad:?} accepted"
         );
     }
-    assert!(ClickHouseStore::new("http://127.0.0.1:8123", "parley_analytics_2", None, None).is_ok());
+    assert!(
+        ClickHouseStore::new("http://127.0.0.1:8123", "parley_analytics_2", None, None).is_ok()
+    );
 }

@@ -40,8 +40,12 @@ impl PgDb {
             .expect("create test database");
         admin.close().await.unwrap();
         let url = format!("{}/{name}", postgres_url());
-        let db = Database::connect(&url).await.expect("connect to test database");
-        Migrator::up(&db, None).await.expect("relational migrations");
+        let db = Database::connect(&url)
+            .await
+            .expect("connect to test database");
+        Migrator::up(&db, None)
+            .await
+            .expect("relational migrations");
         Self { db, url, name }
     }
 
@@ -56,7 +60,10 @@ impl PgDb {
             .await
             .unwrap();
         admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await
             .unwrap();
         admin.close().await.unwrap();

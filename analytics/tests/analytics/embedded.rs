@@ -16,8 +16,13 @@ async fn file_store_migrates_idempotently_and_persists() {
         let store = EmbeddedStore::open(&path).await.unwrap();
         store.migrate().await.unwrap();
         store.migrate().await.expect("second migrate");
-        let event = Event::new(project, EventKind::PROJECT_CREATED, None, serde_json::json!({}));
-        store.insert(&[event.clone()]).await.unwrap();
+        let event = Event::new(
+            project,
+            EventKind::PROJECT_CREATED,
+            None,
+            serde_json::json!({}),
+        );
+        store.insert(std::slice::from_ref(&event)).await.unwrap();
         store.insert(&[event]).await.unwrap();
         store.ping().await.unwrap();
     }
@@ -88,12 +93,17 @@ async fn gives_the_same_counts_as_clickhouse() {
     let mut expected: Vec<EventCount> = Vec::new();
     let mut by_key = std::collections::BTreeMap::<(NaiveDate, String), u64>::new();
     for e in events.iter().filter(|e| e.project_id == project) {
-        *by_key.entry((e.occurred_at.date_naive(), e.kind.clone())).or_default() += 1;
+        *by_key
+            .entry((e.occurred_at.date_naive(), e.kind.clone()))
+            .or_default() += 1;
     }
     for ((day, kind), count) in by_key {
         expected.push(EventCount { day, kind, count });
     }
-    assert_eq!(embedded.event_counts(project, from, to).await.unwrap(), expected);
+    assert_eq!(
+        embedded.event_counts(project, from, to).await.unwrap(),
+        expected
+    );
     assert_eq!(embedded.total_events(project).await.unwrap(), 48);
     assert_eq!(embedded.total_events(other).await.unwrap(), 12);
     assert!(

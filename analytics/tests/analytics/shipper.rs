@@ -59,7 +59,10 @@ async fn shipped_ids(db: &DatabaseConnection) -> Vec<Uuid> {
 }
 
 fn all_time() -> (DateTime<Utc>, DateTime<Utc>) {
-    (Utc::now() - chrono::Duration::days(1), Utc::now() + chrono::Duration::days(1))
+    (
+        Utc::now() - chrono::Duration::days(1),
+        Utc::now() + chrono::Duration::days(1),
+    )
 }
 
 #[tokio::test]
@@ -78,10 +81,19 @@ async fn rolled_back_events_never_ship() {
     let ch = ChDb::new().await;
     let project = Uuid::new_v4();
 
-    let rolled_back = Event::new(project, EventKind::PROJECT_CREATED, None, serde_json::json!({}));
+    let rolled_back = Event::new(
+        project,
+        EventKind::PROJECT_CREATED,
+        None,
+        serde_json::json!({}),
+    );
     let txn = pg.db.begin().await.unwrap();
     outbox::record(&txn, &rolled_back).await.unwrap();
-    assert_eq!(outbox::pending_count(&txn).await.unwrap(), 1, "visible inside the transaction");
+    assert_eq!(
+        outbox::pending_count(&txn).await.unwrap(),
+        1,
+        "visible inside the transaction"
+    );
     txn.rollback().await.unwrap();
     let committed = record_committed(&pg.db, project, 1).await;
 
@@ -92,7 +104,11 @@ async fn rolled_back_events_never_ship() {
     let (from, to) = all_time();
     let counts = ch.store.event_counts(project, from, to).await.unwrap();
     assert_eq!(counts.len(), 1);
-    assert_eq!(counts[0].kind, EventKind::MEMBER_LOGGED_IN, "not the rolled back kind");
+    assert_eq!(
+        counts[0].kind,
+        EventKind::MEMBER_LOGGED_IN,
+        "not the rolled back kind"
+    );
     ch.drop().await;
     pg.drop().await;
 }
@@ -133,7 +149,11 @@ async fn crash_between_insert_and_mark_counts_once() {
         .execute_unprepared("UPDATE analytics_outbox SET shipped_at = NULL")
         .await
         .unwrap();
-    assert_eq!(shipper.flush().await.unwrap(), 30, "the whole batch is sent again");
+    assert_eq!(
+        shipper.flush().await.unwrap(),
+        30,
+        "the whole batch is sent again"
+    );
 
     let (from, to) = all_time();
     let counts = ch.store.event_counts(project, from, to).await.unwrap();
@@ -150,12 +170,17 @@ async fn unreachable_clickhouse_keeps_events_pending_until_it_is_back() {
     let project = Uuid::new_v4();
     let events = record_committed(&pg.db, project, 12).await;
 
-    let down: Arc<dyn AnalyticsStore> =
-        Arc::new(ClickHouseStore::new("http://127.0.0.1:1", ch.store.database(), None, None).unwrap());
+    let down: Arc<dyn AnalyticsStore> = Arc::new(
+        ClickHouseStore::new("http://127.0.0.1:1", ch.store.database(), None, None).unwrap(),
+    );
     let failing = Shipper::new(pg.db.clone(), down, config(5));
     assert!(failing.ship_once().await.is_err());
     assert!(failing.flush().await.is_err());
-    assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 12, "nothing marked shipped");
+    assert_eq!(
+        outbox::pending_count(&pg.db).await.unwrap(),
+        12,
+        "nothing marked shipped"
+    );
     assert!(shipped_ids(&pg.db).await.is_empty());
 
     let spy = Arc::new(SpyStore::new(ch.store.clone()));
@@ -197,7 +222,12 @@ async fn two_shippers_on_one_database_ship_each_event_once() {
     assert_eq!(shipped, 300);
     assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 0);
     let (a, b) = (spies[0].inserted(), spies[1].inserted());
-    assert!(!a.is_empty() && !b.is_empty(), "both shippers worked ({} / {})", a.len(), b.len());
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both shippers worked ({} / {})",
+        a.len(),
+        b.len()
+    );
     for event in &events {
         let sends = a.get(&event.event_id).unwrap_or(&0) + b.get(&event.event_id).unwrap_or(&0);
         assert_eq!(sends, 1, "event sent {sends} times");
@@ -214,7 +244,10 @@ async fn wait_until_pending(db: &DatabaseConnection, pending: u64, within: Durat
         if now == pending {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "still {now} pending, want {pending}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {now} pending, want {pending}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -231,13 +264,19 @@ async fn spawned_loop_retries_after_failures_then_delivers() {
     let project = Uuid::new_v4();
     let events = record_committed(&pg.db, project, 40).await;
     wait_until_pending(&pg.db, 0, Duration::from_secs(10)).await;
-    assert!(spy.attempts.load(Ordering::SeqCst) >= 4, "three failures, then success");
+    assert!(
+        spy.attempts.load(Ordering::SeqCst) >= 4,
+        "three failures, then success"
+    );
     let inserted = spy.inserted();
     assert!(events.iter().all(|e| inserted.get(&e.event_id) == Some(&1)));
     assert_eq!(embedded.total_events(project).await.unwrap(), 40);
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
     pg.drop().await;
 }
 
@@ -258,7 +297,11 @@ async fn spawned_loop_waits_for_a_full_batch_or_the_flush_interval() {
 
     record_committed(&pg.db, project, 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 3, "batch not full, not old");
+    assert_eq!(
+        outbox::pending_count(&pg.db).await.unwrap(),
+        3,
+        "batch not full, not old"
+    );
 
     record_committed(&pg.db, project, 2).await;
     wait_until_pending(&pg.db, 0, Duration::from_secs(5)).await;
@@ -269,7 +312,10 @@ async fn spawned_loop_waits_for_a_full_batch_or_the_flush_interval() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 1);
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 0);
     assert_eq!(embedded.total_events(project).await.unwrap(), 6);
     pg.drop().await;
@@ -283,7 +329,12 @@ async fn default_mode_sqlite_outbox_to_embedded_store() {
     let project = Uuid::new_v4();
 
     let txn = db.begin().await.unwrap();
-    let rolled_back = Event::new(project, EventKind::MEMBER_ADDED, None, serde_json::json!({}));
+    let rolled_back = Event::new(
+        project,
+        EventKind::MEMBER_ADDED,
+        None,
+        serde_json::json!({}),
+    );
     outbox::record(&txn, &rolled_back).await.unwrap();
     txn.rollback().await.unwrap();
     let events = record_committed(&db, project, 7).await;

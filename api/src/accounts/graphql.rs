@@ -134,9 +134,11 @@ impl AccountsMutation {
     }
 
     async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> Result<AuthPayload> {
-        Ok(service::log_in(app_state(ctx), &input.username, &input.password)
-            .await?
-            .into())
+        Ok(
+            service::log_in(app_state(ctx), &input.username, &input.password)
+                .await?
+                .into(),
+        )
     }
 
     /// Changes the caller's own password; tokens issued before stop working.

@@ -87,7 +87,9 @@ impl AgentsQuery {
     #[graphql(guard = "RoleGuard::read(OWNER_MANAGER)")]
     async fn member(&self, ctx: &Context<'_>, id: ID) -> Result<Member> {
         let id = parse_id("id", &id)?;
-        Ok(Member(service::find(app_state(ctx), scope(ctx)?, id).await?))
+        Ok(Member(
+            service::find(app_state(ctx), scope(ctx)?, id).await?,
+        ))
     }
 }
 
@@ -114,7 +116,12 @@ impl AgentsMutation {
     }
 
     #[graphql(guard = "RoleGuard::write(OWNER)")]
-    async fn change_member_role(&self, ctx: &Context<'_>, id: ID, role: RoleValue) -> Result<Member> {
+    async fn change_member_role(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        role: RoleValue,
+    ) -> Result<Member> {
         let id = parse_id("id", &id)?;
         Ok(Member(
             service::change_role(app_state(ctx), scope(ctx)?, id, role.into()).await?,
@@ -124,12 +131,16 @@ impl AgentsMutation {
     #[graphql(guard = "RoleGuard::write(OWNER)")]
     async fn deactivate_member(&self, ctx: &Context<'_>, id: ID) -> Result<Member> {
         let id = parse_id("id", &id)?;
-        Ok(Member(service::set_active(app_state(ctx), scope(ctx)?, id, false).await?))
+        Ok(Member(
+            service::set_active(app_state(ctx), scope(ctx)?, id, false).await?,
+        ))
     }
 
     #[graphql(guard = "RoleGuard::write(OWNER)")]
     async fn reactivate_member(&self, ctx: &Context<'_>, id: ID) -> Result<Member> {
         let id = parse_id("id", &id)?;
-        Ok(Member(service::set_active(app_state(ctx), scope(ctx)?, id, true).await?))
+        Ok(Member(
+            service::set_active(app_state(ctx), scope(ctx)?, id, true).await?,
+        ))
     }
 }

@@ -102,7 +102,11 @@ pub async fn set_active(
     member_id: Uuid,
     active: bool,
 ) -> AppResult<member::Model> {
-    let kind = if active { "member.reactivated" } else { "member.deactivated" };
+    let kind = if active {
+        "member.reactivated"
+    } else {
+        "member.deactivated"
+    };
     update(state, scope, member_id, kind, |m| m.active = Set(active)).await
 }
 

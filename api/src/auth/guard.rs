@@ -47,11 +47,9 @@ impl Guard for RoleGuard {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         let scope = ctx.data_unchecked::<RequestAuth>().scope()?;
         if !self.roles.contains(&scope.role) {
-            return Err(AppError::Forbidden(format!(
-                "the {} role cannot do this",
-                scope.role
-            ))
-            .into());
+            return Err(
+                AppError::Forbidden(format!("the {} role cannot do this", scope.role)).into(),
+            );
         }
         if self.writes && scope.archived {
             return Err(AppError::ProjectArchived.into());

@@ -74,7 +74,11 @@ mod tests {
     async fn a_hash_verifies_its_password_only() {
         let stored = hash("correct horse".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(verify("correct horse".into(), stored.clone()).await.unwrap());
+        assert!(
+            verify("correct horse".into(), stored.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify("wrong horse".into(), stored).await.unwrap());
         assert!(!verify("x".into(), "not a hash".into()).await.unwrap());
     }

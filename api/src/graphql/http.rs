@@ -123,7 +123,12 @@ pub async fn graphql_get(
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(err) => {
-            return request_error(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &err.to_string());
+            return request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &err.to_string(),
+            );
         }
     };
     execute(&state, &headers, media, request, true).await
@@ -138,7 +143,12 @@ pub async fn graphql_post(
         return not_acceptable();
     };
     let content_type = header_text(&headers, header::CONTENT_TYPE).unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let parsed = match essence.as_str() {
         JSON => serde_json::from_slice::<async_graphql::Request>(&body)
             .map_err(|e| format!("the body is not a GraphQL request in JSON: {e}")),
@@ -152,8 +162,14 @@ pub async fn graphql_post(
         _ => {
             return (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                [(header::ACCEPT, HeaderValue::from_static("application/json, multipart/form-data"))],
-                error_body(ErrorCode::BadUserInput, "send the request as application/json"),
+                [(
+                    header::ACCEPT,
+                    HeaderValue::from_static("application/json, multipart/form-data"),
+                )],
+                error_body(
+                    ErrorCode::BadUserInput,
+                    "send the request as application/json",
+                ),
             )
                 .into_response()
                 .with_content_type(media);
@@ -161,7 +177,12 @@ pub async fn graphql_post(
     };
     match parsed {
         Ok(request) => execute(&state, &headers, media, request, false).await,
-        Err(message) => request_error(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &message),
+        Err(message) => request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            &message,
+        ),
     }
 }
 
@@ -183,7 +204,13 @@ async fn execute(
             return request_error(media, status, ErrorCode::GraphqlParseFailed, &err.message);
         }
     };
-    if over_get && operation != Some(OperationType::Query) {
+    // An ambiguous document goes on to execution, which reports it as a request error.
+    if over_get
+        && matches!(
+            operation,
+            Some(OperationType::Mutation | OperationType::Subscription)
+        )
+    {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, HeaderValue::from_static("POST"))],
@@ -217,9 +244,10 @@ async fn execute(
 fn operation_type(operations: &DocumentOperations, name: Option<&str>) -> Option<OperationType> {
     match (operations, name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => {
-            ops.iter().find(|(n, _)| n.as_str() == name).map(|(_, op)| op.node.ty)
-        }
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| op.node.ty),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
             ops.values().next().map(|op| op.node.ty)
         }
@@ -272,7 +300,9 @@ fn auth_error(media: MediaType, err: AppError) -> Response {
 }
 
 fn request_error(media: MediaType, status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    (status, error_body(code, message)).into_response().with_content_type(media)
+    (status, error_body(code, message))
+        .into_response()
+        .with_content_type(media)
 }
 
 fn not_acceptable() -> Response {
@@ -319,14 +349,21 @@ mod tests {
         assert_eq!(negotiate(Some("application/json")), Some(Json));
         assert_eq!(negotiate(Some("*/*")), Some(GraphqlResponseJson));
         assert_eq!(
-            negotiate(Some("application/graphql-response+json, application/json;q=0.9")),
+            negotiate(Some(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
             Some(GraphqlResponseJson)
         );
         assert_eq!(
-            negotiate(Some("application/graphql-response+json;q=0.5, application/json")),
+            negotiate(Some(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
             Some(Json)
         );
-        assert_eq!(negotiate(Some("application/json, application/graphql-response+json")), Some(GraphqlResponseJson));
+        assert_eq!(
+            negotiate(Some("application/json, application/graphql-response+json")),
+            Some(GraphqlResponseJson)
+        );
         assert_eq!(negotiate(Some("text/html")), None);
         assert_eq!(negotiate(Some("application/json;q=0")), None);
     }

@@ -32,7 +32,11 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema without runtime data: enough to print the SDL.
 pub fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
 }
 
 pub fn build_schema(state: AppState, settings: &GraphqlSettings) -> AppSchema {
@@ -58,10 +62,15 @@ pub fn sdl() -> String {
 
 /// Per-request data: the caller and DataLoaders that live as long as this one request,
 /// so no cached row ever crosses from one caller (or tenant) to another.
-pub fn request_data(request: async_graphql::Request, state: &AppState, auth: RequestAuth) -> async_graphql::Request {
-    request
-        .data(auth)
-        .data(DataLoader::new(loaders::UserLoader::new(state.db.clone()), tokio::spawn))
+pub fn request_data(
+    request: async_graphql::Request,
+    state: &AppState,
+    auth: RequestAuth,
+) -> async_graphql::Request {
+    request.data(auth).data(DataLoader::new(
+        loaders::UserLoader::new(state.db.clone()),
+        tokio::spawn,
+    ))
 }
 
 pub(crate) fn app_state<'a>(ctx: &Context<'a>) -> &'a AppState {

@@ -39,9 +39,15 @@ pub fn page_request(
     };
     Ok(PageRequest {
         first: size("first", first)?,
-        after: after.as_deref().map(|c| decode_cursor("after", c)).transpose()?,
+        after: after
+            .as_deref()
+            .map(|c| decode_cursor("after", c))
+            .transpose()?,
         last: size("last", last)?,
-        before: before.as_deref().map(|c| decode_cursor("before", c)).transpose()?,
+        before: before
+            .as_deref()
+            .map(|c| decode_cursor("before", c))
+            .transpose()?,
     })
 }
 

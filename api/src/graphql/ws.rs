@@ -74,7 +74,10 @@ enum Outgoing {
     Send(Json),
     /// A subscription ended by itself; `generation` tells it from a newer one with the
     /// same id.
-    Finished { id: String, generation: u64 },
+    Finished {
+        id: String,
+        generation: u64,
+    },
 }
 
 struct Connection {
@@ -101,7 +104,8 @@ impl Connection {
     async fn serve(mut self, socket: WebSocket, offered: bool) {
         let (mut sink, mut incoming) = socket.split();
         let (tx, mut rx) = mpsc::channel::<Outgoing>(256);
-        let init_deadline = tokio::time::sleep(self.state.app.settings.graphql.connection_init_timeout);
+        let init_deadline =
+            tokio::time::sleep(self.state.app.settings.graphql.connection_init_timeout);
         tokio::pin!(init_deadline);
 
         let close: Option<Close> = if !offered {
@@ -163,7 +167,11 @@ impl Connection {
     }
 
     /// Handles one client message; returns the immediate replies, or how to close.
-    async fn handle(&mut self, text: &str, tx: &mpsc::Sender<Outgoing>) -> Result<Vec<Json>, Close> {
+    async fn handle(
+        &mut self,
+        text: &str,
+        tx: &mpsc::Sender<Outgoing>,
+    ) -> Result<Vec<Json>, Close> {
         let message: ClientMessage =
             serde_json::from_str(text).map_err(|_| (4400, "Invalid message"))?;
         match message {
@@ -208,7 +216,8 @@ impl Connection {
                 let task = tokio::spawn(async move {
                     run_subscription(task_id, generation, stream, tx).await;
                 });
-                self.subscriptions.insert(id, (generation, task.abort_handle()));
+                self.subscriptions
+                    .insert(id, (generation, task.abort_handle()));
                 Ok(vec![])
             }
             ClientMessage::Complete { id } => {

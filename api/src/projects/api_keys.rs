@@ -58,7 +58,8 @@ pub async fn list(
     include_revoked: bool,
     page: PageRequest,
 ) -> AppResult<Page<api_key::Model>> {
-    let mut select = api_key::Entity::find().filter(api_key::Column::ProjectId.eq(scope.project_id));
+    let mut select =
+        api_key::Entity::find().filter(api_key::Column::ProjectId.eq(scope.project_id));
     if !include_revoked {
         select = select.filter(api_key::Column::RevokedAt.is_null());
     }

@@ -129,7 +129,9 @@ impl ProjectsQuery {
     /// The project selected by `X-Project-Id` (or the API key's project).
     #[graphql(guard = "RoleGuard::read(ANYONE)")]
     async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
-        Ok(Project(service::current(app_state(ctx), scope(ctx)?).await?))
+        Ok(Project(
+            service::current(app_state(ctx), scope(ctx)?).await?,
+        ))
     }
 
     /// The project's API keys (never the keys themselves).
@@ -155,7 +157,11 @@ pub struct ProjectsMutation;
 #[Object]
 impl ProjectsMutation {
     /// Creates another project; the caller becomes its owner.
-    async fn create_project(&self, ctx: &Context<'_>, input: CreateProjectInput) -> Result<Project> {
+    async fn create_project(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProjectInput,
+    ) -> Result<Project> {
         let user_id = request_auth(ctx).user_id()?;
         let project = service::create(
             app_state(ctx),
@@ -170,23 +176,33 @@ impl ProjectsMutation {
     }
 
     #[graphql(guard = "RoleGuard::write(OWNER)")]
-    async fn update_project(&self, ctx: &Context<'_>, input: UpdateProjectInput) -> Result<Project> {
+    async fn update_project(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProjectInput,
+    ) -> Result<Project> {
         let changes = service::ProjectChanges {
             name: input.name,
             default_country: input.default_country,
         };
-        Ok(Project(service::update(app_state(ctx), scope(ctx)?, changes).await?))
+        Ok(Project(
+            service::update(app_state(ctx), scope(ctx)?, changes).await?,
+        ))
     }
 
     /// Projects are never deleted: an archived one keeps its data, read-only.
     #[graphql(guard = "RoleGuard::write(OWNER)")]
     async fn archive_project(&self, ctx: &Context<'_>) -> Result<Project> {
-        Ok(Project(service::set_archived(app_state(ctx), scope(ctx)?, true).await?))
+        Ok(Project(
+            service::set_archived(app_state(ctx), scope(ctx)?, true).await?,
+        ))
     }
 
     #[graphql(guard = "RoleGuard::read(OWNER)")]
     async fn unarchive_project(&self, ctx: &Context<'_>) -> Result<Project> {
-        Ok(Project(service::set_archived(app_state(ctx), scope(ctx)?, false).await?))
+        Ok(Project(
+            service::set_archived(app_state(ctx), scope(ctx)?, false).await?,
+        ))
     }
 
     #[graphql(guard = "RoleGuard::write(OWNER)")]
@@ -201,7 +217,9 @@ impl ProjectsMutation {
     #[graphql(guard = "RoleGuard::write(OWNER)")]
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let id = parse_id("id", &id)?;
-        Ok(ApiKey(api_keys::revoke(app_state(ctx), scope(ctx)?, id).await?))
+        Ok(ApiKey(
+            api_keys::revoke(app_state(ctx), scope(ctx)?, id).await?,
+        ))
     }
 }
 
@@ -212,7 +230,10 @@ pub struct ProjectsSubscription;
 impl ProjectsSubscription {
     /// Changes to the selected project and its members, as they happen.
     #[graphql(guard = "RoleGuard::read(OWNER_MANAGER)")]
-    async fn project_changes(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = ProjectChange>> {
+    async fn project_changes(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = ProjectChange>> {
         let scope = scope(ctx)?;
         let stream = app_state(ctx)
             .bus
@@ -220,7 +241,8 @@ impl ProjectsSubscription {
             .await
             .map_err(AppError::Unavailable)?;
         Ok(stream.filter_map(|event| async move {
-            let topic_ok = event.topic.starts_with("member.") || event.topic.starts_with("project.");
+            let topic_ok =
+                event.topic.starts_with("member.") || event.topic.starts_with("project.");
             topic_ok.then(|| {
                 let p = &event.payload;
                 ProjectChange {

@@ -47,7 +47,11 @@ pub struct ProjectChanges {
 }
 
 /// Creates a project owned by `owner_id`, with the owner as its first member.
-pub async fn create(state: &AppState, owner_id: Uuid, input: NewProject) -> AppResult<project::Model> {
+pub async fn create(
+    state: &AppState,
+    owner_id: Uuid,
+    input: NewProject,
+) -> AppResult<project::Model> {
     let input = input.validated()?;
     let txn = state.db.begin().await?;
     let project = insert_project(&txn, owner_id, input).await?;
@@ -109,7 +113,10 @@ pub async fn of_user(
     page: PageRequest,
 ) -> AppResult<Page<project::Model>> {
     let select = project::Entity::find()
-        .join(sea_orm::JoinType::InnerJoin, project::Relation::Member.def())
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            project::Relation::Member.def(),
+        )
         .filter(member::Column::UserId.eq(user_id))
         .filter(member::Column::Active.eq(true));
     pagination::fetch(&state.db, select, project::Column::Id, page).await
@@ -149,7 +156,11 @@ pub async fn set_archived(
     active.updated_at = Set(now);
     let txn = state.db.begin().await?;
     let project = active.update(&txn).await?;
-    let kind = if archived { "project.archived" } else { "project.unarchived" };
+    let kind = if archived {
+        "project.archived"
+    } else {
+        "project.unarchived"
+    };
     events::record(&txn, project.id, kind, scope.actor_id(), json!({})).await?;
     txn.commit().await?;
     events::publish(state, project.id, kind, json!({})).await;

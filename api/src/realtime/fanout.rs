@@ -30,7 +30,12 @@ pub enum Membership {
 
 impl FanOut {
     pub fn deliver(&self, event: BusEvent) {
-        let sender = self.channels.lock().unwrap().get(&event.project_id).cloned();
+        let sender = self
+            .channels
+            .lock()
+            .unwrap()
+            .get(&event.project_id)
+            .cloned();
         if let Some(sender) = sender {
             // No receiver left is fine: the last subscriber just went away.
             let _ = sender.send(Arc::new(event));

@@ -30,7 +30,10 @@ pub struct RedisBus {
 impl RedisBus {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let info = url.into_connection_info()?;
-        let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(settings))?;
         let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
         let config = ConnectionManagerConfig::new()
