@@ -4,6 +4,7 @@ mod accounts;
 mod analytics;
 mod api_keys;
 mod embedded;
+mod processes;
 mod roles;
 mod schema;
 mod subscriptions;
