@@ -237,10 +237,10 @@ fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
         "JWT_SECRET is required when DATABASE_URL points at a shared database"
     );
     let path = settings.data_dir.join("jwt-secret");
-    if let Ok(existing) = std::fs::read(&path) {
-        if existing.len() >= 32 {
-            return Ok(existing);
-        }
+    if let Ok(existing) = std::fs::read(&path)
+        && existing.len() >= 32
+    {
+        return Ok(existing);
     }
     std::fs::create_dir_all(&settings.data_dir)?;
     let secret: [u8; 64] = rand::random();

@@ -201,10 +201,10 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if let Some(secret) = &self.jwt.secret {
-            if secret.expose_secret().len() < 32 {
-                bail!("JWT_SECRET must be at least 32 bytes");
-            }
+        if let Some(secret) = &self.jwt.secret
+            && secret.expose_secret().len() < 32
+        {
+            bail!("JWT_SECRET must be at least 32 bytes");
         }
         if self.graphql.max_depth < 15 || self.graphql.max_complexity < 220 {
             bail!(

@@ -59,9 +59,11 @@ async fn the_embedded_mode_serves_sign_up_subscriptions_and_reports() {
 async fn the_embedded_mode_keeps_its_signing_key_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let start = |dir: std::path::PathBuf| async move {
-        let mut settings = parley_api::Settings::default();
-        settings.port = 0;
-        settings.data_dir = dir;
+        let settings = parley_api::Settings {
+            port: 0,
+            data_dir: dir,
+            ..Default::default()
+        };
         parley_api::Application::build(settings)
             .await
             .unwrap()

@@ -93,9 +93,11 @@ impl TestApp {
     ) -> Self {
         init_logs();
         let data_dir = tempfile::tempdir().expect("a temporary directory");
-        let mut settings = Settings::default();
-        settings.port = 0;
-        settings.data_dir = data_dir.path().to_path_buf();
+        let mut settings = Settings {
+            port: 0,
+            data_dir: data_dir.path().to_path_buf(),
+            ..Settings::default()
+        };
         settings.jwt.secret = Some(SecretString::from(JWT_SECRET));
         settings.analytics.flush_interval = Duration::from_millis(100);
         settings.graphql.connection_init_timeout = Duration::from_secs(2);

@@ -146,12 +146,12 @@ impl RequestAuth {
             .one(db)
             .await?
             .ok_or_else(|| AppError::Unauthenticated("the API key is not valid".into()))?;
-        if let Some(raw) = requested_project {
-            if raw.parse::<Uuid>().ok() != Some(key.project_id) {
-                return Err(AppError::Forbidden(
-                    "an API key works only in its own project".into(),
-                ));
-            }
+        if let Some(raw) = requested_project
+            && raw.parse::<Uuid>().ok() != Some(key.project_id)
+        {
+            return Err(AppError::Forbidden(
+                "an API key works only in its own project".into(),
+            ));
         }
         let project = project::Entity::find_by_id(key.project_id)
             .one(db)

@@ -92,7 +92,7 @@ pub fn negotiate(accept: Option<&str>) -> Option<MediaType> {
     best.map(|(_, m)| m)
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -62,7 +62,7 @@ enum ClientMessage {
     },
     Subscribe {
         id: String,
-        payload: async_graphql::Request,
+        payload: Box<async_graphql::Request>,
     },
     Complete {
         id: String,
@@ -209,7 +209,7 @@ impl Connection {
                 }
                 self.generation += 1;
                 let generation = self.generation;
-                let request = request_data(payload, &self.state.app, auth);
+                let request = request_data(*payload, &self.state.app, auth);
                 let stream = self.state.schema.execute_stream(request);
                 let tx = tx.clone();
                 let task_id = id.clone();
