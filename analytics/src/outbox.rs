@@ -8,9 +8,11 @@ use sea_orm::{
 
 use crate::Event;
 
-/// Appends `event` to the outbox. Pass the transaction of the change being recorded.
-pub async fn record<C: ConnectionTrait>(conn: &C, event: &Event) -> Result<(), DbErr> {
-    let row = analytics_outbox::ActiveModel {
+/// Rows per multi-row INSERT, well under both backends' bind-parameter limits.
+const CHUNK: usize = 1_000;
+
+fn row(event: &Event) -> analytics_outbox::ActiveModel {
+    analytics_outbox::ActiveModel {
         event_id: Set(event.event_id),
         project_id: Set(event.project_id),
         kind: Set(event.kind.clone()),
@@ -19,9 +21,25 @@ pub async fn record<C: ConnectionTrait>(conn: &C, event: &Event) -> Result<(), D
         payload: Set(event.payload.to_string()),
         shipped_at: Set(None),
         ..Default::default()
-    };
+    }
+}
+
+/// Appends `event` to the outbox. Pass the transaction of the change being recorded.
+pub async fn record<C: ConnectionTrait>(conn: &C, event: &Event) -> Result<(), DbErr> {
     // No RETURNING needed: nobody reads the generated seq back.
-    Entity::insert(row).exec_without_returning(conn).await?;
+    Entity::insert(row(event))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Appends many events with multi-row INSERTs (bulk changes such as imports).
+pub async fn record_many<C: ConnectionTrait>(conn: &C, events: &[Event]) -> Result<(), DbErr> {
+    for chunk in events.chunks(CHUNK) {
+        Entity::insert_many(chunk.iter().map(row))
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -26,7 +26,8 @@ use tower_http::{
 use crate::{
     auth::jwt::JwtKeys,
     config::Settings,
-    db,
+    contacts::import,
+    db, downloads,
     graphql::{self, http::HttpState, ws},
     health, observability,
     realtime::{InProcessBus, RedisBus, SharedBus},
@@ -62,7 +63,7 @@ impl RunningApp {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let metrics = observability::metrics_handle();
-        let db = db::connect(&settings).await?;
+        let (db, statements) = db::connect(&settings).await?;
         let bus: SharedBus = match &settings.redis_url {
             Some(url) => Arc::new(
                 RedisBus::connect(url.expose_secret(), &settings.redis_channel_prefix)
@@ -79,6 +80,7 @@ impl Application {
             analytics,
             jwt,
             settings: Arc::new(settings.clone()),
+            statements,
         };
         let schema = graphql::build_schema(state.clone(), &settings.graphql);
         let router = router(HttpState {
@@ -151,6 +153,7 @@ impl Application {
             },
         );
         let shipper_task = shipper.spawn(stopped.clone());
+        let imports_task = tokio::spawn(resume_imports(self.state.clone(), stopped.clone()));
         axum::serve(
             self.listener,
             self.router
@@ -160,12 +163,19 @@ impl Application {
         .await?;
         // The shipper makes a last flush on the way out; what remains ships next start.
         let _ = shipper_task.await;
+        imports_task.abort();
         Ok(())
     }
 }
 
 fn router(state: HttpState) -> Router {
-    let max_body = state.app.settings.graphql.max_body_bytes;
+    // Uploads are the largest bodies; JSON requests are held to their own limit in the
+    // GraphQL handler.
+    let settings = &state.app.settings;
+    let max_body = settings
+        .graphql
+        .max_body_bytes
+        .max(settings.imports.max_bytes.saturating_mul(2) + 64 * 1024);
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
@@ -194,6 +204,7 @@ fn router(state: HttpState) -> Router {
             get(graphql::http::graphql_get).post(graphql::http::graphql_post),
         )
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/downloads/{token}", get(downloads::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(max_body))
@@ -204,6 +215,22 @@ fn router(state: HttpState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// Takes over imports whose runner stopped (a crash or a restart), now and every half
+/// minute.
+async fn resume_imports(state: AppState, stopped: CancellationToken) {
+    loop {
+        match import::resume_stalled(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(imports = n, "resumed stalled imports"),
+            Err(err) => tracing::warn!(error = ?err, "could not look for stalled imports"),
+        }
+        tokio::select! {
+            () = stopped.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+        }
+    }
 }
 
 async fn analytics_store(settings: &Settings) -> anyhow::Result<Arc<dyn AnalyticsStore>> {

@@ -6,6 +6,8 @@ use std::{net::IpAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::contacts::phone::Unreachable;
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub host: IpAddr,
@@ -25,6 +27,16 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     pub run_migrations: bool,
     pub log_format: LogFormat,
+    /// Countries WhatsApp Business cannot reach, by E.164 prefix.
+    pub unreachable: Unreachable,
+    pub imports: ImportSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct ImportSettings {
+    /// Largest CSV file accepted for import.
+    pub max_bytes: usize,
+    pub max_rows: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -105,6 +117,11 @@ impl Default for Settings {
             },
             run_migrations: true,
             log_format: LogFormat::Pretty,
+            unreachable: Unreachable::default(),
+            imports: ImportSettings {
+                max_bytes: 100 * 1024 * 1024,
+                max_rows: 2_000_000,
+            },
         }
     }
 }
@@ -185,6 +202,16 @@ impl Settings {
         }
         if let Some(v) = parse("GRAPHQL_MAX_BODY_BYTES") {
             s.graphql.max_body_bytes = number("GRAPHQL_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = parse("WHATSAPP_UNREACHABLE_PREFIXES") {
+            s.unreachable = Unreachable::parse(&v)
+                .map_err(|e| anyhow::anyhow!("WHATSAPP_UNREACHABLE_PREFIXES: {e}"))?;
+        }
+        if let Some(v) = parse("IMPORT_MAX_BYTES") {
+            s.imports.max_bytes = number("IMPORT_MAX_BYTES", &v)?;
+        }
+        if let Some(v) = parse("IMPORT_MAX_ROWS") {
+            s.imports.max_rows = number("IMPORT_MAX_ROWS", &v)?;
         }
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;

@@ -1,6 +1,12 @@
 //! The relational database: PostgreSQL in production, SQLite embedded.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
@@ -8,7 +14,20 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::Settings;
 
-pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+/// Counts the statements a connection runs (tests check lists stay free of N+1 queries)
+/// and records their latency.
+#[derive(Clone, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub async fn connect(
+    settings: &Settings,
+) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
     let url = settings.database_url();
     if settings.is_embedded_database() {
         std::fs::create_dir_all(&settings.data_dir)
@@ -29,13 +48,19 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    let db = Database::connect(options)
+    let mut db = Database::connect(options)
         .await
         .context("connecting to the database")?;
+    let counter = StatementCounter::default();
+    let count = counter.0.clone();
+    db.set_metric_callback(move |info| {
+        count.fetch_add(1, Ordering::Relaxed);
+        metrics::histogram!("db_statement_duration_seconds").record(info.elapsed.as_secs_f64());
+    });
     if settings.run_migrations {
         Migrator::up(&db, None)
             .await
             .context("running database migrations")?;
     }
-    Ok(db)
+    Ok((db, counter))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use parley_analytics::AnalyticsStore;
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::jwt::JwtKeys, config::Settings, realtime::SharedBus};
+use crate::{auth::jwt::JwtKeys, config::Settings, db::StatementCounter, realtime::SharedBus};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,4 +14,12 @@ pub struct AppState {
     pub analytics: Arc<dyn AnalyticsStore>,
     pub jwt: Arc<JwtKeys>,
     pub settings: Arc<Settings>,
+    pub statements: StatementCounter,
+}
+
+impl AppState {
+    /// Statements run on the database so far by this server.
+    pub fn statements(&self) -> u64 {
+        self.statements.get()
+    }
 }

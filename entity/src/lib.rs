@@ -2,14 +2,32 @@
 
 pub mod analytics_outbox;
 pub mod api_key;
+pub mod attribute;
+pub mod contact;
+pub mod contact_attribute;
+pub mod contact_event;
+pub mod contact_tag;
+pub mod import_file;
+pub mod import_issue;
+pub mod import_job;
 pub mod member;
 pub mod project;
+pub mod tag;
 pub mod user;
 
 pub mod prelude {
     pub use super::analytics_outbox::Entity as AnalyticsOutbox;
     pub use super::api_key::Entity as ApiKey;
+    pub use super::attribute::Entity as Attribute;
+    pub use super::contact::Entity as Contact;
+    pub use super::contact_attribute::Entity as ContactAttribute;
+    pub use super::contact_event::Entity as ContactEvent;
+    pub use super::contact_tag::Entity as ContactTag;
+    pub use super::import_file::Entity as ImportFile;
+    pub use super::import_issue::Entity as ImportIssue;
+    pub use super::import_job::Entity as ImportJob;
     pub use super::member::Entity as Member;
     pub use super::project::Entity as Project;
+    pub use super::tag::Entity as Tag;
     pub use super::user::Entity as User;
 }

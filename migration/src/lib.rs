@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_accounts;
 mod m20261125_000002_analytics_outbox;
+mod m20261125_000003_contacts;
+mod m20261125_000004_imports;
 
 pub struct Migrator;
 
@@ -14,6 +16,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_accounts::Migration),
             Box::new(m20261125_000002_analytics_outbox::Migration),
+            Box::new(m20261125_000003_contacts::Migration),
+            Box::new(m20261125_000004_imports::Migration),
         ]
     }
 }

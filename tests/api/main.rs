@@ -3,7 +3,9 @@
 mod accounts;
 mod analytics;
 mod api_keys;
+mod contacts;
 mod embedded;
+mod imports;
 mod processes;
 mod roles;
 mod schema;

@@ -79,6 +79,15 @@ async fn request_errors_are_400_for_the_graphql_media_type_and_200_for_json() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+    let huge = json!({ "query": format!("{{ __typename }} #{}", "x".repeat(3 * 1024 * 1024)) });
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
     let response = app
         .http
         .post(app.url("/graphql"))

@@ -228,3 +228,39 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// Sends a GraphQL multipart request with one file bound to `$file`.
+    pub async fn upload(&self, who: &Owner, query: &str, file_name: &str, bytes: Vec<u8>) -> Reply {
+        let operations = json!({ "query": query, "variables": { "file": null } });
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", json!({ "0": ["variables.file"] }).to_string())
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(file_name.to_owned())
+                    .mime_str("text/csv")
+                    .unwrap(),
+            );
+        let response = self
+            .http
+            .post(self.url("/graphql"))
+            .bearer_auth(&who.token)
+            .header("x-project-id", &who.project_id)
+            .header("accept", "application/graphql-response+json")
+            .multipart(form)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}

@@ -157,11 +157,18 @@ impl RequestAuth {
             .one(db)
             .await?
             .ok_or(AppError::NotFound("project"))?;
-        // Last use is informative only; a failure to record it must not fail the call.
-        let mut touched: api_key::ActiveModel = key.clone().into();
-        touched.last_used_at = Set(Some(Utc::now()));
-        if let Err(err) = touched.update(db).await {
-            tracing::warn!(error = %err, "could not record API key use");
+        // Last use is informative: recorded at most once a minute, so a busy CRM does not
+        // turn every call into a write, and a failure to record it never fails the call.
+        let now = Utc::now();
+        if key
+            .last_used_at
+            .is_none_or(|t| now - t > chrono::Duration::seconds(60))
+        {
+            let mut touched: api_key::ActiveModel = key.clone().into();
+            touched.last_used_at = Set(Some(now));
+            if let Err(err) = touched.update(db).await {
+                tracing::warn!(error = %err, "could not record API key use");
+            }
         }
         Ok(Self {
             principal: Some(Principal::ApiKey {

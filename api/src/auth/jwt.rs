@@ -90,6 +90,44 @@ impl JwtKeys {
         (token, expires_at)
     }
 
+    /// A short-lived signed value for another audience (download links, say).
+    pub fn sign_value(&self, audience: &str, ttl: Duration, value: serde_json::Value) -> String {
+        let now = Utc::now();
+        let claims = serde_json::json!({
+            "iss": self.issuer, "aud": audience, "iat": now.timestamp(),
+            "exp": (now + ttl).timestamp(), "val": value,
+        });
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.key_id.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .expect("HS256 signing with an in-memory key cannot fail")
+    }
+
+    pub fn verify_value(
+        &self,
+        audience: &str,
+        token: &str,
+    ) -> Result<serde_json::Value, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(TokenError::Invalid);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or(TokenError::Invalid)?;
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        jsonwebtoken::decode::<serde_json::Value>(token, key, &validation)
+            .map(|data| data.claims["val"].clone())
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::HS256 {

@@ -149,16 +149,48 @@ pub async fn graphql_post(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
+    let max_json = state.app.settings.graphql.max_body_bytes;
+    if essence == JSON && body.len() > max_json {
+        return request_error(
+            media,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BadUserInput,
+            &format!("the request body is larger than {max_json} bytes"),
+        );
+    }
     let parsed = match essence.as_str() {
-        JSON => serde_json::from_slice::<async_graphql::Request>(&body)
-            .map_err(|e| format!("the body is not a GraphQL request in JSON: {e}")),
+        JSON => serde_json::from_slice::<async_graphql::Request>(&body).map_err(|e| {
+            request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &format!("the body is not a GraphQL request in JSON: {e}"),
+            )
+        }),
         "multipart/form-data" => async_graphql::http::receive_body(
             Some(content_type),
             futures::io::Cursor::new(body.to_vec()),
-            MultipartOptions::default().max_file_size(state.app.settings.graphql.max_body_bytes),
+            // Files a little over the limit still arrive, to fail their import with the
+            // reason; far larger ones stop here.
+            MultipartOptions::default()
+                .max_file_size(state.app.settings.imports.max_bytes.saturating_mul(2))
+                .max_num_files(1),
         )
         .await
-        .map_err(|e| format!("the multipart request is not valid: {e}")),
+        .map_err(|e| match e {
+            async_graphql::ParseRequestError::PayloadTooLarge => request_error(
+                media,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BadUserInput,
+                "the uploaded file is far larger than the import limit",
+            ),
+            e => request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &format!("the multipart request is not valid: {e}"),
+            ),
+        }),
         _ => {
             return (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -177,12 +209,7 @@ pub async fn graphql_post(
     };
     match parsed {
         Ok(request) => execute(&state, &headers, media, request, false).await,
-        Err(message) => request_error(
-            media,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadUserInput,
-            &message,
-        ),
+        Err(response) => response,
     }
 }
 

@@ -13,6 +13,11 @@ use crate::{
     agents::graphql::{AgentsMutation, AgentsQuery},
     auth::{RequestAuth, Scope},
     config::GraphqlSettings,
+    contacts::{
+        graphql::{ContactsMutation, ContactsQuery},
+        import::graphql::{ImportMutation, ImportQuery, ImportSubscription},
+        loaders::{ContactAttributesLoader, ContactTagsLoader},
+    },
     errors::AppError,
     projects::graphql::{ProjectsMutation, ProjectsQuery, ProjectsSubscription},
     reports::graphql::ReportsQuery,
@@ -20,13 +25,26 @@ use crate::{
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, ProjectsQuery, AgentsQuery, ReportsQuery);
+pub struct Query(
+    AccountsQuery,
+    ProjectsQuery,
+    AgentsQuery,
+    ContactsQuery,
+    ImportQuery,
+    ReportsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation, ProjectsMutation, AgentsMutation);
+pub struct Mutation(
+    AccountsMutation,
+    ProjectsMutation,
+    AgentsMutation,
+    ContactsMutation,
+    ImportMutation,
+);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(ProjectsSubscription);
+pub struct Subscription(ProjectsSubscription, ImportSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
@@ -67,10 +85,21 @@ pub fn request_data(
     state: &AppState,
     auth: RequestAuth,
 ) -> async_graphql::Request {
-    request.data(auth).data(DataLoader::new(
-        loaders::UserLoader::new(state.db.clone()),
-        tokio::spawn,
-    ))
+    let db = || state.db.clone();
+    request
+        .data(auth)
+        .data(DataLoader::new(
+            loaders::UserLoader::new(db()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            ContactTagsLoader { db: db() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            ContactAttributesLoader { db: db() },
+            tokio::spawn,
+        ))
 }
 
 pub(crate) fn app_state<'a>(ctx: &Context<'a>) -> &'a AppState {

@@ -1,0 +1,707 @@
+use async_graphql::{
+    Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject, connection::Connection,
+    dataloader::DataLoader,
+};
+use chrono::{DateTime, Duration, Utc};
+use parley_entity::{attribute, contact, contact_event, tag};
+use uuid::Uuid;
+
+use super::{
+    attributes,
+    filter::{self, AttributeCondition, AttributeOp, ContactFilter, TagCondition, TimeRange},
+    journey,
+    loaders::{ContactAttributesLoader, ContactTagsLoader},
+    service::{self, ContactChanges, NewContact},
+    tags::{self, NewTag, TagKind},
+};
+use crate::{
+    auth::{Role, RoleGuard, guard::OWNER_MANAGER},
+    errors::AppError,
+    graphql::{app_state, relay, scope},
+    projects::graphql::parse_id,
+};
+
+/// Who works with contacts: everyone but finance and API keys.
+const CONTACT_USERS: &[Role] = &[Role::Owner, Role::Manager, Role::Agent];
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "super::tags::TagKind")]
+pub enum TagKindValue {
+    Manual,
+    FirstMessage,
+    Api,
+    Broadcast,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "super::filter::ContactStatus", name = "ContactStatus")]
+pub enum ContactStatusValue {
+    Active,
+    Inactive,
+}
+
+/// Where a contact's conversation stands in the live chat.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ContactState {
+    HandledByAssistant,
+    Requesting,
+    Intervened,
+    Closed,
+}
+
+impl ContactState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::HandledByAssistant => "HANDLED_BY_ASSISTANT",
+            Self::Requesting => "REQUESTING",
+            Self::Intervened => "INTERVENED",
+            Self::Closed => "CLOSED",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "REQUESTING" => Self::Requesting,
+            "INTERVENED" => Self::Intervened,
+            "CLOSED" => Self::Closed,
+            _ => Self::HandledByAssistant,
+        }
+    }
+}
+
+pub struct Tag(pub tag::Model);
+
+#[Object]
+impl Tag {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn kind(&self) -> Result<TagKindValue> {
+        Ok(TagKind::parse(&self.0.kind)?.into())
+    }
+    /// For first-message tags: the words that assign it.
+    async fn first_message_keywords(&self) -> Vec<&str> {
+        self.0
+            .first_message_keywords
+            .as_deref()
+            .map(|k| k.lines().collect())
+            .unwrap_or_default()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct Attribute(pub attribute::Model);
+
+#[Object]
+impl Attribute {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Used as `$Key` in campaign parameters.
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AttributeValue {
+    pub key: String,
+    pub display_name: String,
+    pub value: String,
+}
+
+pub struct Contact(pub contact::Model);
+
+#[Object]
+impl Contact {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// `$Name`.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// `$FirstName`: the first word of the name.
+    async fn first_name(&self) -> &str {
+        service::split_name(&self.0.name).0
+    }
+    /// `$LastName`: the rest of the name.
+    async fn last_name(&self) -> &str {
+        service::split_name(&self.0.name).1
+    }
+    /// E.164, e.g. `+919812345678`; absent for users known only by BSUID.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    /// Meta's business-scoped user id.
+    async fn bsuid(&self) -> Option<&str> {
+        self.0.bsuid.as_deref()
+    }
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        let loader = ctx.data_unchecked::<DataLoader<ContactTagsLoader>>();
+        let tags = loader
+            .load_one((self.0.project_id, self.0.id))
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
+            .unwrap_or_default();
+        Ok(tags.into_iter().map(Tag).collect())
+    }
+    async fn first_message_tag(&self, ctx: &Context<'_>) -> Result<Option<Tag>> {
+        let Some(tag_id) = self.0.first_message_tag_id else {
+            return Ok(None);
+        };
+        let scope = scope(ctx)?;
+        Ok(tags::find(&app_state(ctx).db, scope, tag_id)
+            .await
+            .ok()
+            .map(Tag))
+    }
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<AttributeValue>> {
+        let loader = ctx.data_unchecked::<DataLoader<ContactAttributesLoader>>();
+        let values = loader
+            .load_one((self.0.project_id, self.0.id))
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
+            .unwrap_or_default();
+        Ok(values
+            .into_iter()
+            .map(|(definition, value)| AttributeValue {
+                key: definition.key,
+                display_name: definition.display_name,
+                value,
+            })
+            .collect())
+    }
+    async fn opted_in(&self) -> bool {
+        self.0.opted_in
+    }
+    async fn opted_in_at(&self) -> Option<DateTime<Utc>> {
+        self.0.opted_in_at
+    }
+    async fn opted_in_source(&self) -> Option<&str> {
+        self.0.opted_in_source.as_deref()
+    }
+    async fn incoming_blocked(&self) -> bool {
+        self.0.incoming_blocked
+    }
+    /// ACTIVE while the user's last message is less than 24 hours old; computed on read.
+    async fn status(&self) -> ContactStatusValue {
+        let active = self
+            .0
+            .last_active_at
+            .is_some_and(|t| Utc::now() - t < Duration::hours(filter::ACTIVE_WINDOW_HOURS));
+        if active {
+            ContactStatusValue::Active
+        } else {
+            ContactStatusValue::Inactive
+        }
+    }
+    async fn state(&self) -> ContactState {
+        ContactState::parse(&self.0.state)
+    }
+    async fn last_active_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_active_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Every change to this contact, oldest first.
+    async fn journey(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, ContactEvent>> {
+        let page = relay::page_request(first, after, last, before)?;
+        let page = journey::list(app_state(ctx), scope(ctx)?, self.0.id, page).await?;
+        Ok(relay::connection(page, |e| e.id, ContactEvent))
+    }
+}
+
+pub struct ContactEvent(pub contact_event::Model);
+
+#[Object]
+impl ContactEvent {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// `contact.created`, `contact.updated`, `contact.imported`, `tag.added`,
+    /// `tag.removed`, `attribute.changed`, `opted_in`, `opted_out`, `incoming.blocked`,
+    /// `incoming.unblocked`.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    /// `USER`, `API_KEY`, `IMPORT`, `CONTACT` or `SYSTEM`.
+    async fn actor_kind(&self) -> &str {
+        &self.0.actor_kind
+    }
+    async fn actor_id(&self) -> Option<ID> {
+        self.0.actor_id.map(|id| ID(id.to_string()))
+    }
+    async fn data(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.data).unwrap_or_default())
+    }
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct ContactFilterInput {
+    /// All of these filters.
+    pub and: Option<Vec<ContactFilterInput>>,
+    /// Any of these filters.
+    pub or: Option<Vec<ContactFilterInput>>,
+    pub not: Option<Box<ContactFilterInput>>,
+    pub tags: Option<TagConditionInput>,
+    pub attributes: Option<Vec<AttributeConditionInput>>,
+    pub created_at: Option<TimeRangeInput>,
+    pub last_active_at: Option<TimeRangeInput>,
+    pub opted_in: Option<bool>,
+    pub incoming_blocked: Option<bool>,
+    pub sources: Option<Vec<String>>,
+    pub status: Option<ContactStatusValue>,
+    pub states: Option<Vec<ContactState>>,
+    /// Name or phone containing this text.
+    pub search: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct TagConditionInput {
+    pub any_of: Option<Vec<ID>>,
+    pub all_of: Option<Vec<ID>>,
+    pub none_of: Option<Vec<ID>>,
+}
+
+/// Exactly one of `equals`, `contains` and `isSet`.
+#[derive(InputObject)]
+pub struct AttributeConditionInput {
+    pub attribute_id: ID,
+    pub equals: Option<String>,
+    pub contains: Option<String>,
+    pub is_set: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct TimeRangeInput {
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+fn ids(field: &'static str, ids: Option<Vec<ID>>) -> Result<Vec<Uuid>, AppError> {
+    ids.unwrap_or_default()
+        .iter()
+        .map(|id| parse_id(field, id))
+        .collect()
+}
+
+impl TryFrom<ContactFilterInput> for ContactFilter {
+    type Error = AppError;
+
+    fn try_from(input: ContactFilterInput) -> Result<Self, AppError> {
+        let nested =
+            |list: Option<Vec<ContactFilterInput>>| -> Result<Vec<ContactFilter>, AppError> {
+                list.unwrap_or_default()
+                    .into_iter()
+                    .map(TryInto::try_into)
+                    .collect()
+            };
+        Ok(ContactFilter {
+            and: nested(input.and)?,
+            or: nested(input.or)?,
+            not: input
+                .not
+                .map(|n| ContactFilter::try_from(*n).map(Box::new))
+                .transpose()?,
+            tags: input
+                .tags
+                .map(|t| -> Result<TagCondition, AppError> {
+                    Ok(TagCondition {
+                        any_of: ids("tags.anyOf", t.any_of)?,
+                        all_of: ids("tags.allOf", t.all_of)?,
+                        none_of: ids("tags.noneOf", t.none_of)?,
+                    })
+                })
+                .transpose()?,
+            attributes: input
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| {
+                    let op = match (a.equals, a.contains, a.is_set) {
+                        (Some(v), None, None) => AttributeOp::Equals(v),
+                        (None, Some(v), None) => AttributeOp::Contains(v),
+                        (None, None, Some(v)) => AttributeOp::IsSet(v),
+                        _ => {
+                            return Err(AppError::bad_input(
+                                "attributes",
+                                "give exactly one of equals, contains and isSet",
+                            ));
+                        }
+                    };
+                    Ok(AttributeCondition {
+                        attribute_id: parse_id("attributeId", &a.attribute_id)?,
+                        op,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            created_at: input.created_at.map(|r| TimeRange {
+                from: r.from,
+                to: r.to,
+            }),
+            last_active_at: input.last_active_at.map(|r| TimeRange {
+                from: r.from,
+                to: r.to,
+            }),
+            opted_in: input.opted_in,
+            incoming_blocked: input.incoming_blocked,
+            sources: input.sources.unwrap_or_default(),
+            status: input.status.map(Into::into),
+            states: input
+                .states
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            search: input.search,
+        })
+    }
+}
+
+pub(crate) fn to_filter(input: Option<ContactFilterInput>) -> Result<ContactFilter, AppError> {
+    input
+        .map(TryInto::try_into)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+#[derive(InputObject)]
+pub struct AttributeValueInput {
+    /// The attribute's key, as in `$Key`.
+    pub key: String,
+    /// `null` clears the value.
+    pub value: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreateContactInput {
+    pub name: String,
+    /// With `+` and the country code, or a national number of the project's default country.
+    pub phone: String,
+    pub bsuid: Option<String>,
+    /// Defaults to `DASHBOARD`.
+    pub source: Option<String>,
+    pub tag_ids: Option<Vec<ID>>,
+    pub attributes: Option<Vec<AttributeValueInput>>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateContactInput {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreateTagInput {
+    pub name: String,
+    #[graphql(default_with = "TagKindValue::Manual")]
+    pub kind: TagKindValue,
+    /// For `FIRST_MESSAGE` tags: words that assign the tag when a user's first message
+    /// contains one.
+    pub first_message_keywords: Option<Vec<String>>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeletePayload {
+    pub id: ID,
+    /// Contacts that carried the deleted tag or attribute value.
+    pub affected_contacts: u64,
+}
+
+#[derive(Default)]
+pub struct ContactsQuery;
+
+#[Object]
+impl ContactsQuery {
+    /// The project's contacts matching `filter`, oldest first.
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ContactFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, Contact>> {
+        let filter = to_filter(filter)?;
+        let page = relay::page_request(first, after, last, before)?;
+        let page = service::list(app_state(ctx), scope(ctx)?, &filter, page).await?;
+        Ok(relay::connection(page, |c| c.id, Contact))
+    }
+
+    /// How many contacts match `filter`.
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn contact_count(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ContactFilterInput>,
+    ) -> Result<u64> {
+        Ok(service::count(app_state(ctx), scope(ctx)?, &to_filter(filter)?).await?)
+    }
+
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
+        let id = parse_id("id", &id)?;
+        Ok(Contact(
+            service::find(app_state(ctx), scope(ctx)?, id).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        Ok(tags::list(app_state(ctx), scope(ctx)?)
+            .await?
+            .into_iter()
+            .map(Tag)
+            .collect())
+    }
+
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<Attribute>> {
+        Ok(attributes::list(app_state(ctx), scope(ctx)?)
+            .await?
+            .into_iter()
+            .map(Attribute)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct ContactsMutation;
+
+#[Object]
+impl ContactsMutation {
+    /// Agents may create tags from the chat profile.
+    #[graphql(guard = "RoleGuard::write(CONTACT_USERS)")]
+    async fn create_tag(&self, ctx: &Context<'_>, input: CreateTagInput) -> Result<Tag> {
+        let tag = tags::create(
+            app_state(ctx),
+            scope(ctx)?,
+            NewTag {
+                name: input.name,
+                kind: input.kind.into(),
+                first_message_keywords: input.first_message_keywords.unwrap_or_default(),
+            },
+        )
+        .await?;
+        Ok(Tag(tag))
+    }
+
+    /// Contacts keep a renamed tag.
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn rename_tag(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Tag> {
+        let id = parse_id("id", &id)?;
+        Ok(Tag(
+            tags::rename(app_state(ctx), scope(ctx)?, id, &name).await?
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn set_tag_keywords(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        keywords: Vec<String>,
+    ) -> Result<Tag> {
+        let id = parse_id("id", &id)?;
+        Ok(Tag(tags::set_keywords(
+            app_state(ctx),
+            scope(ctx)?,
+            id,
+            keywords,
+        )
+        .await?))
+    }
+
+    /// Deletes the tag and takes it off every contact that carries it.
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn delete_tag(&self, ctx: &Context<'_>, id: ID) -> Result<DeletePayload> {
+        let uuid = parse_id("id", &id)?;
+        let affected_contacts = tags::delete(app_state(ctx), scope(ctx)?, uuid).await?;
+        Ok(DeletePayload {
+            id,
+            affected_contacts,
+        })
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn create_attribute(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        display_name: String,
+    ) -> Result<Attribute> {
+        Ok(Attribute(
+            attributes::create(app_state(ctx), scope(ctx)?, &key, &display_name).await?,
+        ))
+    }
+
+    /// Changes the display name; the key stays (templates and CRMs refer to it).
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn rename_attribute(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        display_name: String,
+    ) -> Result<Attribute> {
+        let id = parse_id("id", &id)?;
+        Ok(Attribute(
+            attributes::rename(app_state(ctx), scope(ctx)?, id, &display_name).await?,
+        ))
+    }
+
+    /// Deletes the attribute and every contact's value for it.
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn delete_attribute(&self, ctx: &Context<'_>, id: ID) -> Result<DeletePayload> {
+        let uuid = parse_id("id", &id)?;
+        let affected_contacts = attributes::delete(app_state(ctx), scope(ctx)?, uuid).await?;
+        Ok(DeletePayload {
+            id,
+            affected_contacts,
+        })
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateContactInput,
+    ) -> Result<Contact> {
+        let contact = service::create(
+            app_state(ctx),
+            scope(ctx)?,
+            NewContact {
+                name: input.name,
+                phone: input.phone,
+                bsuid: input.bsuid,
+                source: input.source,
+                tag_ids: ids("tagIds", input.tag_ids)?,
+                attributes: input
+                    .attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|a| a.value.map(|v| (a.key, v)))
+                    .collect(),
+            },
+        )
+        .await?;
+        Ok(Contact(contact))
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateContactInput,
+    ) -> Result<Contact> {
+        let id = parse_id("id", &id)?;
+        let changes = ContactChanges {
+            name: input.name,
+            phone: input.phone,
+        };
+        Ok(Contact(
+            service::update(app_state(ctx), scope(ctx)?, id, changes).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(CONTACT_USERS)")]
+    async fn add_contact_tags(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        tag_ids: Vec<ID>,
+    ) -> Result<Contact> {
+        let id = parse_id("id", &id)?;
+        let tag_ids = ids("tagIds", Some(tag_ids))?;
+        Ok(Contact(
+            service::add_tags(app_state(ctx), scope(ctx)?, id, &tag_ids).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(CONTACT_USERS)")]
+    async fn remove_contact_tags(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        tag_ids: Vec<ID>,
+    ) -> Result<Contact> {
+        let id = parse_id("id", &id)?;
+        let tag_ids = ids("tagIds", Some(tag_ids))?;
+        Ok(Contact(
+            service::remove_tags(app_state(ctx), scope(ctx)?, id, &tag_ids).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(CONTACT_USERS)")]
+    async fn set_contact_attributes(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        values: Vec<AttributeValueInput>,
+    ) -> Result<Contact> {
+        let id = parse_id("id", &id)?;
+        let values = values.into_iter().map(|v| (v.key, v.value)).collect();
+        Ok(Contact(
+            service::set_attributes(app_state(ctx), scope(ctx)?, id, values).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn set_contact_opt_in(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        opted_in: bool,
+    ) -> Result<Contact> {
+        let id = parse_id("id", &id)?;
+        Ok(Contact(
+            service::set_opted_in(app_state(ctx), scope(ctx)?, id, opted_in).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn set_contact_incoming_blocked(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        blocked: bool,
+    ) -> Result<Contact> {
+        let id = parse_id("id", &id)?;
+        Ok(Contact(
+            service::set_incoming_blocked(app_state(ctx), scope(ctx)?, id, blocked).await?,
+        ))
+    }
+}

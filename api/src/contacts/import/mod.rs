@@ -1,0 +1,379 @@
+//! CSV import of contacts as a job: upload (checked and previewed), start with a column
+//! mapping, then a runner applies it in batches. Each batch commits together with the
+//! job's progress, so a job resumes where it stopped after a crash and no batch is ever
+//! half-applied. Importing the same file twice adds nothing: rows upsert by phone.
+
+mod batch;
+pub mod csv_file;
+pub mod graphql;
+pub mod mapping;
+mod row;
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::Utc;
+use parley_entity::{import_file, import_issue, import_job};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    sea_query::Expr,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use self::{batch::RowResult, csv_file::FileError, mapping::ColumnMapping, row::RowContext};
+use super::{attributes, service::phone_rules, tags};
+use crate::{
+    auth::Scope,
+    errors::{AppError, AppResult},
+    events,
+    pagination::{self, Page, PageRequest},
+    state::AppState,
+};
+
+pub const UPLOADED: &str = "UPLOADED";
+pub const RUNNING: &str = "RUNNING";
+pub const COMPLETED: &str = "COMPLETED";
+pub const FAILED: &str = "FAILED";
+
+/// Rows applied per transaction.
+const BATCH_ROWS: usize = 2_000;
+/// A running job whose heartbeat is older than this is taken over by another runner.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+const PREVIEW_ROWS: usize = 5;
+
+pub struct Upload {
+    pub job: import_job::Model,
+    pub preview: Vec<Vec<String>>,
+}
+
+/// Stores an uploaded file as a job. A file that cannot be read fails the job at once,
+/// with the reason, and nothing else changes.
+pub async fn upload(
+    state: &AppState,
+    scope: &Scope,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> AppResult<Upload> {
+    let limits = &state.settings.imports;
+    let checked = csv_file::decode(&bytes, limits.max_bytes).and_then(|text| {
+        let headers = csv_file::headers(text)?;
+        let rows = csv_file::check(text, limits.max_rows)?;
+        Ok((headers, rows, csv_file::preview(text, PREVIEW_ROWS)))
+    });
+    let now = Utc::now();
+    let (status, headers, total, preview, error) = match checked {
+        Ok((headers, rows, preview)) => (UPLOADED, headers, Some(rows as i64), preview, None),
+        Err(e) => (FAILED, Vec::new(), None, Vec::new(), Some(e.to_string())),
+    };
+    let txn = state.db.begin().await?;
+    let job = import_job::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(scope.project_id),
+        status: Set(status.to_owned()),
+        file_name: Set(file_name.chars().take(256).collect()),
+        file_size: Set(bytes.len() as i64),
+        headers: Set(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into())),
+        mapping: Set(None),
+        total_rows: Set(total),
+        processed_rows: Set(0),
+        added: Set(0),
+        updated: Set(0),
+        failed: Set(0),
+        warnings: Set(0),
+        error: Set(error.clone()),
+        created_by: Set(scope.actor_id()),
+        created_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(error.as_ref().map(|_| now)),
+        heartbeat_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    if error.is_none() {
+        import_file::ActiveModel {
+            job_id: Set(job.id),
+            content: Set(bytes),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(Upload { job, preview })
+}
+
+/// Starts an uploaded job with a mapping. A wrong mapping is refused with the reason and
+/// the job stays as it was, ready for a corrected one.
+pub async fn start(
+    state: &AppState,
+    scope: &Scope,
+    job_id: Uuid,
+    columns: Vec<ColumnMapping>,
+) -> AppResult<import_job::Model> {
+    let job = find(state, scope, job_id).await?;
+    if job.status != UPLOADED {
+        return Err(AppError::Conflict(format!(
+            "the import is {}, it can only be started once after upload",
+            job.status.to_lowercase()
+        )));
+    }
+    let headers: Vec<String> = serde_json::from_str(&job.headers).map_err(AppError::internal)?;
+    let definitions = attributes::by_key(&state.db, scope.project_id).await?;
+    mapping::resolve(&headers, &columns, &definitions)?;
+    let now = Utc::now();
+    // Only one caller can move the job out of UPLOADED.
+    let claimed = import_job::Entity::update_many()
+        .col_expr(import_job::Column::Status, Expr::value(RUNNING))
+        .col_expr(
+            import_job::Column::Mapping,
+            Expr::value(serde_json::to_string(&columns).map_err(AppError::internal)?),
+        )
+        .col_expr(import_job::Column::StartedAt, Expr::value(now))
+        .col_expr(import_job::Column::HeartbeatAt, Expr::value(now))
+        .filter(import_job::Column::Id.eq(job.id))
+        .filter(import_job::Column::Status.eq(UPLOADED))
+        .exec(&state.db)
+        .await?
+        .rows_affected;
+    if claimed == 0 {
+        return Err(AppError::Conflict("the import was started already".into()));
+    }
+    let runner_state = state.clone();
+    tokio::spawn(async move { run(runner_state, job_id).await });
+    find(state, scope, job_id).await
+}
+
+/// Runs (or resumes) a job to its end.
+pub async fn run(state: AppState, job_id: Uuid) {
+    if let Err(err) = execute(&state, job_id).await {
+        tracing::error!(%job_id, error = ?err, "import failed");
+        let message = match &err {
+            AppError::BadInput { message, .. } => message.clone(),
+            _ => "the import stopped on an internal error; it changed nothing after its last \
+                  reported progress"
+                .to_owned(),
+        };
+        let _ = finish(&state, job_id, FAILED, Some(message)).await;
+    }
+}
+
+async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
+    let job = import_job::Entity::find_by_id(job_id)
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("import"))?;
+    let file = import_file::Entity::find_by_id(job_id)
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("import file"))?;
+    let text = csv_file::decode(&file.content, usize::MAX).map_err(file_error)?;
+    let headers: Vec<String> = serde_json::from_str(&job.headers).map_err(AppError::internal)?;
+    let columns: Vec<ColumnMapping> =
+        serde_json::from_str(job.mapping.as_deref().unwrap_or("[]")).map_err(AppError::internal)?;
+    let definitions = attributes::by_key(&state.db, job.project_id).await?;
+    let mapping = mapping::resolve(&headers, &columns, &definitions)?;
+    let rules = phone_rules(&state.db, state, job.project_id).await?;
+    let tag_ids: HashMap<String, Uuid> = tags::by_key(&state.db, job.project_id)
+        .await?
+        .into_iter()
+        .map(|(k, t)| (k, t.id))
+        .collect();
+    let ctx = RowContext {
+        mapping: &mapping,
+        rules: &rules,
+        tags: &tag_ids,
+    };
+
+    let mut rows = csv_file::rows(text, job.processed_rows as u64).peekable();
+    while rows.peek().is_some() {
+        let results: Vec<RowResult> = rows
+            .by_ref()
+            .take(BATCH_ROWS)
+            .map(|(row, record)| {
+                let cells = record.iter().map(str::to_owned).collect();
+                match row::parse(&record, &ctx) {
+                    Ok(parsed) => RowResult::Applied { row, parsed, cells },
+                    Err(reason) => RowResult::Failed { row, reason, cells },
+                }
+            })
+            .collect();
+        let processed = results.len() as i64;
+        let txn = state.db.begin().await?;
+        let counts = batch::apply(&txn, job.project_id, job.id, results).await?;
+        let now = Utc::now();
+        let progressed = import_job::Entity::update_many()
+            .col_expr(
+                import_job::Column::ProcessedRows,
+                Expr::col(import_job::Column::ProcessedRows).add(processed),
+            )
+            .col_expr(
+                import_job::Column::Added,
+                Expr::col(import_job::Column::Added).add(counts.added),
+            )
+            .col_expr(
+                import_job::Column::Updated,
+                Expr::col(import_job::Column::Updated).add(counts.updated),
+            )
+            .col_expr(
+                import_job::Column::Failed,
+                Expr::col(import_job::Column::Failed).add(counts.failed),
+            )
+            .col_expr(
+                import_job::Column::Warnings,
+                Expr::col(import_job::Column::Warnings).add(counts.warnings),
+            )
+            .col_expr(import_job::Column::HeartbeatAt, Expr::value(now))
+            .filter(import_job::Column::Id.eq(job.id))
+            .filter(import_job::Column::Status.eq(RUNNING))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if progressed == 0 {
+            // Someone else finished or failed the job meanwhile: leave it to them.
+            return Ok(());
+        }
+        txn.commit().await?;
+        publish_progress(state, job.id).await;
+    }
+    finish(state, job.id, COMPLETED, None).await
+}
+
+fn file_error(e: FileError) -> AppError {
+    AppError::bad_input("file", e.to_string())
+}
+
+async fn finish(
+    state: &AppState,
+    job_id: Uuid,
+    status: &str,
+    error: Option<String>,
+) -> AppResult<()> {
+    let now = Utc::now();
+    import_job::Entity::update_many()
+        .col_expr(import_job::Column::Status, Expr::value(status))
+        .col_expr(import_job::Column::Error, Expr::value(error))
+        .col_expr(import_job::Column::FinishedAt, Expr::value(now))
+        .filter(import_job::Column::Id.eq(job_id))
+        .filter(import_job::Column::Status.eq(RUNNING))
+        .exec(&state.db)
+        .await?;
+    publish_progress(state, job_id).await;
+    Ok(())
+}
+
+async fn publish_progress(state: &AppState, job_id: Uuid) {
+    let Ok(Some(job)) = import_job::Entity::find_by_id(job_id).one(&state.db).await else {
+        return;
+    };
+    events::publish(
+        state,
+        job.project_id,
+        "import.progress",
+        json!({
+            "jobId": job.id, "status": job.status, "processedRows": job.processed_rows,
+            "totalRows": job.total_rows, "added": job.added, "updated": job.updated,
+            "failed": job.failed, "warnings": job.warnings, "error": job.error,
+        }),
+    )
+    .await;
+}
+
+/// Picks up running jobs whose runner went away (a restart), once at start-up and then
+/// periodically.
+pub async fn resume_stalled(state: &AppState) -> AppResult<usize> {
+    let stale = Utc::now() - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
+    let jobs = import_job::Entity::find()
+        .filter(import_job::Column::Status.eq(RUNNING))
+        .filter(import_job::Column::HeartbeatAt.lt(stale))
+        .all(&state.db)
+        .await?;
+    let mut resumed = 0;
+    for job in jobs {
+        let claimed = import_job::Entity::update_many()
+            .col_expr(import_job::Column::HeartbeatAt, Expr::value(Utc::now()))
+            .filter(import_job::Column::Id.eq(job.id))
+            .filter(import_job::Column::HeartbeatAt.eq(job.heartbeat_at))
+            .exec(&state.db)
+            .await?
+            .rows_affected;
+        if claimed == 1 {
+            resumed += 1;
+            let state = state.clone();
+            tokio::spawn(async move { run(state, job.id).await });
+        }
+    }
+    Ok(resumed)
+}
+
+pub async fn find(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<import_job::Model> {
+    import_job::Entity::find_by_id(id)
+        .filter(import_job::Column::ProjectId.eq(scope.project_id))
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("import"))
+}
+
+/// The project's imports, oldest first.
+pub async fn list(
+    state: &AppState,
+    scope: &Scope,
+    page: PageRequest,
+) -> AppResult<Page<import_job::Model>> {
+    let select =
+        import_job::Entity::find().filter(import_job::Column::ProjectId.eq(scope.project_id));
+    pagination::fetch(&state.db, select, import_job::Column::Id, page).await
+}
+
+pub async fn issues(
+    state: &AppState,
+    scope: &Scope,
+    job_id: Uuid,
+    severity: Option<&str>,
+    page: PageRequest,
+) -> AppResult<Page<import_issue::Model>> {
+    let mut select = import_issue::Entity::find()
+        .filter(import_issue::Column::ProjectId.eq(scope.project_id))
+        .filter(import_issue::Column::JobId.eq(job_id));
+    if let Some(severity) = severity {
+        select = select.filter(import_issue::Column::Severity.eq(severity));
+    }
+    pagination::fetch(&state.db, select, import_issue::Column::Id, page).await
+}
+
+/// The failed rows as CSV: the file's header plus an `error` column.
+pub async fn failed_rows_csv(
+    state: &AppState,
+    project_id: Uuid,
+    job_id: Uuid,
+) -> AppResult<Vec<u8>> {
+    let job = import_job::Entity::find_by_id(job_id)
+        .filter(import_job::Column::ProjectId.eq(project_id))
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("import"))?;
+    let headers: Vec<String> = serde_json::from_str(&job.headers).map_err(AppError::internal)?;
+    let failed = import_issue::Entity::find()
+        .filter(import_issue::Column::JobId.eq(job.id))
+        .filter(import_issue::Column::Severity.eq("ERROR"))
+        .order_by_asc(import_issue::Column::RowNumber)
+        .all(&state.db)
+        .await?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header_row = headers.clone();
+    header_row.push("error".into());
+    writer
+        .write_record(&header_row)
+        .map_err(AppError::internal)?;
+    for issue in failed {
+        let mut cells: Vec<String> = serde_json::from_str(&issue.raw_row).unwrap_or_default();
+        cells.resize(headers.len(), String::new());
+        cells.push(issue.reason);
+        let cells: Vec<String> = cells
+            .iter()
+            .map(|c| super::export::escape_formula(c).into_owned())
+            .collect();
+        writer.write_record(&cells).map_err(AppError::internal)?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))
+}

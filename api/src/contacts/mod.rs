@@ -1,0 +1,13 @@
+//! Contacts, tags and attributes: identity, segments, the customer journey, CSV import and
+//! export.
+
+pub mod attributes;
+pub mod export;
+pub mod filter;
+pub mod graphql;
+pub mod import;
+pub mod journey;
+pub mod loaders;
+pub mod phone;
+pub mod service;
+pub mod tags;

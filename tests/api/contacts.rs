@@ -1,0 +1,487 @@
+use parley_tests::{Owner, TestApp};
+use serde_json::{Value, json};
+
+const CREATE: &str = "mutation($input: CreateContactInput!) {
+  createContact(input: $input) { id name firstName lastName phone source optedIn status state tags { name } attributes { key value } }
+}";
+
+async fn tag(app: &TestApp, who: &Owner, name: &str) -> String {
+    let data = app
+        .gql("mutation($name: String!) { createTag(input: { name: $name }) { id } }")
+        .as_member(who)
+        .vars(json!({ "name": name }))
+        .data()
+        .await;
+    data["createTag"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn attribute(app: &TestApp, who: &Owner, key: &str) -> String {
+    let data = app
+        .gql("mutation($key: String!) { createAttribute(key: $key, displayName: $key) { id } }")
+        .as_member(who)
+        .vars(json!({ "key": key }))
+        .data()
+        .await;
+    data["createAttribute"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn contact(app: &TestApp, who: &Owner, input: Value) -> Value {
+    app.gql(CREATE)
+        .as_member(who)
+        .vars(json!({ "input": input }))
+        .data()
+        .await["createContact"]
+        .clone()
+}
+
+fn names(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> = list["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn contacts_are_created_with_normalized_phones_tags_and_attributes() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Shop").await;
+    let mba = tag(&app, &owner, "MBA").await;
+    attribute(&app, &owner, "city").await;
+    let created = contact(
+        &app,
+        &owner,
+        json!({ "name": "Asha  Verma Rao", "phone": "98123 45678", "tagIds": [mba], "attributes": [{ "key": "City", "value": "Pune" }] }),
+    )
+    .await;
+    assert_eq!(created["phone"], "+919812345678");
+    assert_eq!(created["firstName"], "Asha");
+    assert_eq!(created["lastName"], "Verma Rao");
+    assert_eq!(created["source"], "DASHBOARD");
+    assert_eq!(created["optedIn"], true);
+    assert_eq!(created["status"], "INACTIVE");
+    assert_eq!(created["state"], "HANDLED_BY_ASSISTANT");
+    assert_eq!(created["tags"], json!([{ "name": "MBA" }]));
+    assert_eq!(
+        created["attributes"],
+        json!([{ "key": "city", "value": "Pune" }])
+    );
+
+    // The same number written another way is the same contact.
+    let duplicate = app
+        .gql(CREATE)
+        .as_member(&owner)
+        .vars(json!({ "input": { "name": "Again", "phone": "+91 98123-45678" } }))
+        .send()
+        .await;
+    duplicate.expect_error("CONFLICT");
+
+    for (phone, reason) in [
+        ("+989121234567", "Iran"),
+        ("98AB300009", "digits"),
+        ("12025550188", "country code"),
+        ("", "empty"),
+    ] {
+        let message = app
+            .gql(CREATE)
+            .as_member(&owner)
+            .vars(json!({ "input": { "name": "X", "phone": phone } }))
+            .send()
+            .await
+            .expect_error("BAD_USER_INPUT");
+        assert!(
+            message.to_lowercase().contains(&reason.to_lowercase()),
+            "{phone}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_default_country_is_a_project_setting() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Dubai").await;
+    app.gql("mutation { updateProject(input: { defaultCountry: \"AE\" }) { defaultCountry } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    let created = contact(
+        &app,
+        &owner,
+        json!({ "name": "Omar", "phone": "50 123 4567" }),
+    )
+    .await;
+    assert_eq!(created["phone"], "+971501234567");
+}
+
+#[tokio::test]
+async fn tags_are_unique_without_case_and_deleting_one_takes_it_off_contacts() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Tags").await;
+    let vip = tag(&app, &owner, "VIP").await;
+    app.gql("mutation { createTag(input: { name: \"vip\" }) { id } }")
+        .as_member(&owner)
+        .send()
+        .await
+        .expect_error("CONFLICT");
+    app.gql("mutation { createTag(input: { name: \"Hi\", kind: FIRST_MESSAGE }) { id } }")
+        .as_member(&owner)
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+    let first = app
+        .gql("mutation { createTag(input: { name: \"Pricing\", kind: FIRST_MESSAGE, firstMessageKeywords: [\" Price \", \"cost\"] }) { kind firstMessageKeywords } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    assert_eq!(
+        first["createTag"],
+        json!({ "kind": "FIRST_MESSAGE", "firstMessageKeywords": ["price", "cost"] })
+    );
+
+    let c = contact(
+        &app,
+        &owner,
+        json!({ "name": "Carrier", "phone": "9812300001", "tagIds": [vip] }),
+    )
+    .await;
+    let renamed = app
+        .gql("mutation($id: ID!) { renameTag(id: $id, name: \"Gold\") { name } }")
+        .as_member(&owner)
+        .vars(json!({ "id": vip }))
+        .data()
+        .await;
+    assert_eq!(renamed["renameTag"]["name"], "Gold");
+    let read = app
+        .gql("query($id: ID!) { contact(id: $id) { tags { name } } }")
+        .as_member(&owner)
+        .vars(json!({ "id": c["id"] }))
+        .data()
+        .await;
+    assert_eq!(read["contact"]["tags"], json!([{ "name": "Gold" }]));
+
+    let deleted = app
+        .gql("mutation($id: ID!) { deleteTag(id: $id) { affectedContacts } }")
+        .as_member(&owner)
+        .vars(json!({ "id": vip }))
+        .data()
+        .await;
+    assert_eq!(deleted["deleteTag"]["affectedContacts"], 1);
+    let read = app
+        .gql("query($id: ID!) { contact(id: $id) { tags { name } } }")
+        .as_member(&owner)
+        .vars(json!({ "id": c["id"] }))
+        .data()
+        .await;
+    assert_eq!(read["contact"]["tags"], json!([]));
+}
+
+#[tokio::test]
+async fn attributes_are_defined_before_use_and_deleting_one_clears_its_values() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Attrs").await;
+    for bad in ["1city", "has space", "name", ""] {
+        app.gql("mutation($k: String!) { createAttribute(key: $k, displayName: \"X\") { id } }")
+            .as_member(&owner)
+            .vars(json!({ "k": bad }))
+            .send()
+            .await
+            .expect_error("BAD_USER_INPUT");
+    }
+    let city = attribute(&app, &owner, "city").await;
+    let c = contact(&app, &owner, json!({ "name": "A", "phone": "9812300001" })).await;
+    let set = "mutation($id: ID!, $values: [AttributeValueInput!]!) { setContactAttributes(id: $id, values: $values) { attributes { key value } } }";
+    app.gql(set)
+        .as_member(&owner)
+        .vars(json!({ "id": c["id"], "values": [{ "key": "email", "value": "a@example.com" }] }))
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+    let data = app
+        .gql(set)
+        .as_member(&owner)
+        .vars(json!({ "id": c["id"], "values": [{ "key": "$City", "value": "Pune" }] }))
+        .data()
+        .await;
+    assert_eq!(
+        data["setContactAttributes"]["attributes"],
+        json!([{ "key": "city", "value": "Pune" }])
+    );
+    let deleted = app
+        .gql("mutation($id: ID!) { deleteAttribute(id: $id) { affectedContacts } }")
+        .as_member(&owner)
+        .vars(json!({ "id": city }))
+        .data()
+        .await;
+    assert_eq!(deleted["deleteAttribute"]["affectedContacts"], 1);
+    let read = app
+        .gql("query($id: ID!) { contact(id: $id) { attributes { key } } }")
+        .as_member(&owner)
+        .vars(json!({ "id": c["id"] }))
+        .data()
+        .await;
+    assert_eq!(read["contact"]["attributes"], json!([]));
+}
+
+#[tokio::test]
+async fn agents_edit_tags_and_attributes_but_not_contacts_and_finance_sees_none() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Roles").await;
+    let (agent, _) = app.add_member(&owner, "AGENT").await;
+    let (finance, _) = app.add_member(&owner, "FINANCE").await;
+    let vip = tag(&app, &owner, "VIP").await;
+    attribute(&app, &owner, "city").await;
+    let c = contact(&app, &owner, json!({ "name": "A", "phone": "9812300001" })).await;
+
+    app.gql("mutation($id: ID!, $t: [ID!]!) { addContactTags(id: $id, tagIds: $t) { id } }")
+        .as_member(&agent)
+        .vars(json!({ "id": c["id"], "t": [vip] }))
+        .data()
+        .await;
+    app.gql("mutation($id: ID!) { setContactAttributes(id: $id, values: [{ key: \"city\", value: \"Goa\" }]) { id } }")
+        .as_member(&agent)
+        .vars(json!({ "id": c["id"] }))
+        .data()
+        .await;
+    app.gql("mutation { createTag(input: { name: \"Agent made\" }) { id } }")
+        .as_member(&agent)
+        .data()
+        .await;
+    app.gql(CREATE)
+        .as_member(&agent)
+        .vars(json!({ "input": { "name": "B", "phone": "9812300002" } }))
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    app.gql("mutation($id: ID!) { deleteTag(id: $id) { id } }")
+        .as_member(&agent)
+        .vars(json!({ "id": vip }))
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    app.gql("{ contacts { edges { node { id } } } }")
+        .as_member(&finance)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+
+    // The journey says who did what.
+    let journey = app
+        .gql("query($id: ID!) { contact(id: $id) { journey { edges { node { kind actorKind actorId data } } } } }")
+        .as_member(&owner)
+        .vars(json!({ "id": c["id"] }))
+        .data()
+        .await;
+    let events: Vec<(String, String, Value)> = journey["contact"]["journey"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["kind"].as_str().unwrap().to_owned(),
+                e["node"]["actorId"].as_str().unwrap_or_default().to_owned(),
+                e["node"]["data"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0].0, "contact.created");
+    assert_eq!(events[0].1, owner.user_id);
+    assert_eq!(events[1].0, "tag.added");
+    assert_eq!(events[1].1, agent.user_id);
+    assert_eq!(events[1].2["tag"], "VIP");
+    assert_eq!(events[2].0, "attribute.changed");
+    assert_eq!(
+        events[2].2,
+        json!({ "key": "city", "from": null, "to": "Goa" })
+    );
+}
+
+#[tokio::test]
+async fn filters_combine_tags_attributes_and_fields() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Segments").await;
+    let mba = tag(&app, &owner, "MBA").await;
+    let fin = tag(&app, &owner, "Finance").await;
+    let city = attribute(&app, &owner, "city").await;
+    contact(&app, &owner, json!({ "name": "Both", "phone": "9812300001", "tagIds": [mba, fin], "attributes": [{ "key": "city", "value": "Pune" }] })).await;
+    contact(&app, &owner, json!({ "name": "Mba Only", "phone": "9812300002", "tagIds": [mba], "attributes": [{ "key": "city", "value": "Mumbai" }] })).await;
+    contact(
+        &app,
+        &owner,
+        json!({ "name": "Fin Only", "phone": "9812300003", "tagIds": [fin], "source": "Expo" }),
+    )
+    .await;
+    let none = contact(
+        &app,
+        &owner,
+        json!({ "name": "Nothing", "phone": "9812300004" }),
+    )
+    .await;
+    app.gql("mutation($id: ID!) { setContactOptIn(id: $id, optedIn: false) { optedIn } }")
+        .as_member(&owner)
+        .vars(json!({ "id": none["id"] }))
+        .data()
+        .await;
+
+    let list = "query($f: ContactFilterInput) { contacts(filter: $f) { edges { node { name } } } contactCount(filter: $f) }";
+    for (filter, expected) in [
+        (
+            json!({ "tags": { "anyOf": [mba, fin] } }),
+            vec!["Both", "Fin Only", "Mba Only"],
+        ),
+        (json!({ "tags": { "allOf": [mba, fin] } }), vec!["Both"]),
+        (
+            json!({ "tags": { "noneOf": [mba] } }),
+            vec!["Fin Only", "Nothing"],
+        ),
+        (
+            json!({ "attributes": [{ "attributeId": city, "equals": "Pune" }] }),
+            vec!["Both"],
+        ),
+        (
+            json!({ "attributes": [{ "attributeId": city, "contains": "u" }] }),
+            vec!["Both", "Mba Only"],
+        ),
+        (
+            json!({ "attributes": [{ "attributeId": city, "isSet": false }] }),
+            vec!["Fin Only", "Nothing"],
+        ),
+        (json!({ "sources": ["Expo"] }), vec!["Fin Only"]),
+        (json!({ "optedIn": false }), vec!["Nothing"]),
+        (json!({ "search": "only" }), vec!["Fin Only", "Mba Only"]),
+        (json!({ "search": "300004" }), vec!["Nothing"]),
+        (
+            json!({ "or": [{ "sources": ["Expo"] }, { "optedIn": false }] }),
+            vec!["Fin Only", "Nothing"],
+        ),
+        (
+            json!({ "not": { "tags": { "anyOf": [fin] } }, "tags": { "anyOf": [mba] } }),
+            vec!["Mba Only"],
+        ),
+        (
+            json!({ "status": "INACTIVE" }),
+            vec!["Both", "Fin Only", "Mba Only", "Nothing"],
+        ),
+        (json!({ "status": "ACTIVE" }), vec![]),
+    ] {
+        let data = app
+            .gql(list)
+            .as_member(&owner)
+            .vars(json!({ "f": filter }))
+            .data()
+            .await;
+        assert_eq!(names(&data), expected, "filter {filter}");
+        assert_eq!(data["contactCount"], expected.len(), "count for {filter}");
+    }
+    app.gql(list)
+        .as_member(&owner)
+        .vars(json!({ "f": { "attributes": [{ "attributeId": city, "equals": "a", "isSet": true }] } }))
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn contacts_never_cross_projects() {
+    let app = TestApp::spawn().await;
+    let alice = app.sign_up("Alice").await;
+    let bob = app.sign_up("Bob").await;
+    let alice_tag = tag(&app, &alice, "Secret").await;
+    let alice_contact = contact(
+        &app,
+        &alice,
+        json!({ "name": "Hidden", "phone": "9812300001" }),
+    )
+    .await;
+    // Bob can use the same phone in his own project.
+    contact(&app, &bob, json!({ "name": "Mine", "phone": "9812300001" })).await;
+
+    for (query, vars) in [
+        (
+            "query($id: ID!) { contact(id: $id) { name } }",
+            json!({ "id": alice_contact["id"] }),
+        ),
+        (
+            "mutation($id: ID!) { deleteTag(id: $id) { id } }",
+            json!({ "id": alice_tag }),
+        ),
+        (
+            "mutation($id: ID!) { setContactOptIn(id: $id, optedIn: false) { id } }",
+            json!({ "id": alice_contact["id"] }),
+        ),
+    ] {
+        app.gql(query)
+            .as_member(&bob)
+            .vars(vars)
+            .send()
+            .await
+            .expect_error("NOT_FOUND");
+    }
+    app.gql(CREATE)
+        .as_member(&bob)
+        .vars(json!({ "input": { "name": "X", "phone": "9812300002", "tagIds": [alice_tag] } }))
+        .send()
+        .await
+        .expect_error("NOT_FOUND");
+    let listed = app
+        .gql("query($t: ID!) { contacts(filter: { tags: { anyOf: [$t] } }) { edges { node { name } } } }")
+        .as_member(&bob)
+        .vars(json!({ "t": alice_tag }))
+        .data()
+        .await;
+    assert_eq!(listed["contacts"]["edges"], json!([]));
+}
+
+#[tokio::test]
+async fn a_page_of_contacts_costs_a_fixed_number_of_queries() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Pages").await;
+    let t1 = tag(&app, &owner, "A").await;
+    let t2 = tag(&app, &owner, "B").await;
+    attribute(&app, &owner, "city").await;
+    for i in 0..60 {
+        contact(
+            &app,
+            &owner,
+            json!({ "name": format!("C{i}"), "phone": format!("98123{i:05}"), "tagIds": [t1, t2], "attributes": [{ "key": "city", "value": "Pune" }] }),
+        )
+        .await;
+    }
+    // Background work (the analytics shipper) shares the connection pool: take the least of
+    // a few runs, and compare a page of 50 with a page of 5. With N+1 queries the larger
+    // page would cost 45 statements more per field.
+    let cost = |size: usize| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let query = format!(
+                "{{ contacts(first: {size}) {{ edges {{ node {{ name tags {{ name }} attributes {{ key value }} }} }} }} }}"
+            );
+            let mut least = u64::MAX;
+            for _ in 0..3 {
+                let before = app.app.state.statements();
+                let data = app.gql(&query).as_member(owner).data().await;
+                least = least.min(app.app.state.statements() - before);
+                let edges = data["contacts"]["edges"].as_array().unwrap();
+                assert_eq!(edges.len(), size);
+                assert!(
+                    edges
+                        .iter()
+                        .all(|e| e["node"]["tags"].as_array().unwrap().len() == 2)
+                );
+            }
+            least
+        }
+    };
+    let small = cost(5).await;
+    let large = cost(50).await;
+    // Credentials (user, membership), the page, its tags, its attributes.
+    assert!(large <= 6, "a page of 50 took {large} statements");
+    assert!(
+        large <= small + 1,
+        "a page of 50 took {large} statements, of 5 {small}"
+    );
+}

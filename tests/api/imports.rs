@@ -1,0 +1,564 @@
+use std::time::Duration;
+
+use parley_tests::{Owner, TestApp};
+use serde_json::{Value, json};
+
+const UPLOAD: &str = "mutation($file: Upload!) { uploadContactImport(file: $file) {
+  preview import { id status headers totalRows error } } }";
+const START: &str = "mutation($id: ID!, $mapping: [ColumnMappingInput!]!) { startContactImport(id: $id, mapping: $mapping) { id status } }";
+const JOB: &str = "query($id: ID!) { contactImport(id: $id) { status totalRows processedRows added updated failed warnings error
+  issues(first: 100) { edges { node { rowNumber severity reason cells } } }
+  failedRowsDownload { url } } }";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../shared/fixtures/contacts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn define(app: &TestApp, who: &Owner, tags: &[&str], attributes: &[&str]) {
+    for name in tags {
+        app.gql("mutation($n: String!) { createTag(input: { name: $n }) { id } }")
+            .as_member(who)
+            .vars(json!({ "n": name }))
+            .data()
+            .await;
+    }
+    for key in attributes {
+        app.gql("mutation($k: String!) { createAttribute(key: $k, displayName: $k) { id } }")
+            .as_member(who)
+            .vars(json!({ "k": key }))
+            .data()
+            .await;
+    }
+}
+
+async fn upload(app: &TestApp, who: &Owner, name: &str, bytes: Vec<u8>) -> Value {
+    let reply = app.upload(who, UPLOAD, name, bytes).await;
+    reply.data()["uploadContactImport"].clone()
+}
+
+/// Starts the import and waits for it to end; returns the job.
+async fn run(app: &TestApp, who: &Owner, id: &str, mapping: Value) -> Value {
+    app.gql(START)
+        .as_member(who)
+        .vars(json!({ "id": id, "mapping": mapping }))
+        .data()
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = app
+            .gql(JOB)
+            .as_member(who)
+            .vars(json!({ "id": id }))
+            .data()
+            .await["contactImport"]
+            .clone();
+        if job["status"] == "COMPLETED" || job["status"] == "FAILED" {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the import did not finish: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn messy_mapping() -> Value {
+    json!([
+        { "column": "Name", "field": "NAME" },
+        { "column": "Mobile Number", "field": "PHONE" },
+        { "column": "Tags", "field": "TAGS" },
+        { "column": "Source", "field": "SOURCE" },
+        { "column": "City", "field": "ATTRIBUTE", "attributeKey": "city" },
+    ])
+}
+
+async fn contact_by_phone(app: &TestApp, who: &Owner, phone: &str) -> Value {
+    let data = app
+        .gql("query($q: String!) { contacts(filter: { search: $q }) { edges { node { name phone source tags { name } attributes { key value } journey { edges { node { kind actorKind } } } } } } }")
+        .as_member(who)
+        .vars(json!({ "q": phone }))
+        .data()
+        .await;
+    let edges = data["contacts"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1, "contacts for {phone}: {edges:?}");
+    edges[0]["node"].clone()
+}
+
+#[tokio::test]
+async fn the_messy_fixture_imports_with_exactly_the_listed_outcomes() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Importer").await;
+    define(&app, &owner, &["MBA", "Finance", "Marketing"], &["city"]).await;
+    let uploaded = upload(
+        &app,
+        &owner,
+        "contacts-messy.csv",
+        fixture("contacts-messy.csv"),
+    )
+    .await;
+    assert_eq!(uploaded["import"]["status"], "UPLOADED");
+    assert_eq!(
+        uploaded["import"]["headers"],
+        json!(["Name", "Mobile Number", "Tags", "Source", "City"])
+    );
+    assert_eq!(uploaded["import"]["totalRows"], 13);
+    assert_eq!(
+        uploaded["preview"][0],
+        json!(["Priya Nair", "9812300001", "MBA", "", "Kochi"])
+    );
+
+    let id = uploaded["import"]["id"].as_str().unwrap().to_owned();
+    let job = run(&app, &owner, &id, messy_mapping()).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    // Rows 1-4, 12 and 13 added; row 10 updates row 1; rows 5-9 and 11 fail.
+    assert_eq!(
+        (
+            job["added"].as_i64(),
+            job["updated"].as_i64(),
+            job["failed"].as_i64()
+        ),
+        (Some(6), Some(1), Some(6))
+    );
+    assert_eq!(job["processedRows"], 13);
+    let issues: Vec<(i64, String, String)> = job["issues"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["rowNumber"].as_i64().unwrap(),
+                e["node"]["severity"].as_str().unwrap().to_owned(),
+                e["node"]["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let rows: Vec<(i64, &str)> = issues.iter().map(|(r, s, _)| (*r, s.as_str())).collect();
+    assert_eq!(
+        rows,
+        vec![
+            (5, "ERROR"),
+            (6, "ERROR"),
+            (7, "ERROR"),
+            (8, "ERROR"),
+            (9, "ERROR"),
+            (11, "ERROR"),
+            (13, "WARNING")
+        ]
+    );
+    assert!(issues[0].2.contains("name"), "{issues:?}");
+    assert!(issues[1].2.contains("phone"), "{issues:?}");
+    assert!(issues[3].2.contains("Iran"), "{issues:?}");
+    assert!(issues[5].2.contains("101 tags"), "{issues:?}");
+    assert!(issues[6].2.contains("NoSuchTag"), "{issues:?}");
+
+    // Row 10 updated row 1's contact: new city, tags added up.
+    let priya = contact_by_phone(&app, &owner, "+919812300001").await;
+    assert_eq!(
+        priya["attributes"],
+        json!([{ "key": "city", "value": "Thiruvananthapuram" }])
+    );
+    assert_eq!(
+        priya["tags"],
+        json!([{ "name": "Finance" }, { "name": "MBA" }])
+    );
+    assert_eq!(priya["source"], "IMPORT");
+    assert_eq!(
+        priya["journey"]["edges"][0]["node"],
+        json!({ "kind": "contact.imported", "actorKind": "IMPORT" })
+    );
+    let arjun = contact_by_phone(&app, &owner, "+919812300002").await;
+    assert_eq!(arjun["source"], "Expo");
+    let kavya = contact_by_phone(&app, &owner, "+919812300003").await;
+    assert_eq!(
+        kavya["tags"],
+        json!([{ "name": "Marketing" }, { "name": "MBA" }])
+    );
+    contact_by_phone(&app, &owner, "+12025550143").await;
+    let formula = contact_by_phone(&app, &owner, "+919812300012").await;
+    assert_eq!(
+        formula["name"],
+        "=HYPERLINK(\"http://evil.example\",\"click\")"
+    );
+    let olivia = contact_by_phone(&app, &owner, "+61412300013").await;
+    assert_eq!(olivia["tags"], json!([]));
+
+    // The failed rows download: the file's columns plus the reason.
+    let url = job["failedRowsDownload"]["url"].as_str().unwrap();
+    let csv = app
+        .http
+        .get(app.url(url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "Name,Mobile Number,Tags,Source,City,error");
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert!(lines[1].starts_with(",9812300005,MBA,,Nagpur,"), "{csv}");
+    assert!(lines[4].starts_with("Reza Tehrani,'+989121234567"), "{csv}");
+
+    let count = app.gql("{ contactCount }").as_member(&owner).data().await;
+    assert_eq!(count["contactCount"], 6);
+}
+
+#[tokio::test]
+async fn the_sample_fixture_imports_with_one_unknown_tag_reported() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Sample").await;
+    define(
+        &app,
+        &owner,
+        &["MBA", "Finance", "Marketing", "Pricing"],
+        &["city", "email", "region"],
+    )
+    .await;
+    let uploaded = upload(
+        &app,
+        &owner,
+        "contacts-sample.csv",
+        fixture("contacts-sample.csv"),
+    )
+    .await;
+    let id = uploaded["import"]["id"].as_str().unwrap().to_owned();
+    let mapping = json!([
+        { "column": "Name", "field": "NAME" },
+        { "column": "Mobile Number", "field": "PHONE" },
+        { "column": "Tags", "field": "TAGS" },
+        { "column": "Source", "field": "SOURCE" },
+        { "column": "First Message", "field": "FIRST_MESSAGE" },
+        { "column": "City", "field": "ATTRIBUTE", "attributeKey": "city" },
+        { "column": "email", "field": "ATTRIBUTE", "attributeKey": "email" },
+        { "column": "State", "field": "ATTRIBUTE", "attributeKey": "region" },
+    ]);
+    let job = run(&app, &owner, &id, mapping.clone()).await;
+    assert_eq!(
+        (
+            job["added"].as_i64(),
+            job["updated"].as_i64(),
+            job["failed"].as_i64(),
+            job["warnings"].as_i64()
+        ),
+        (Some(5), Some(0), Some(0), Some(1)),
+        "{job}"
+    );
+    assert!(
+        job["issues"]["edges"][0]["node"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Webinar")
+    );
+    let rohit = contact_by_phone(&app, &owner, "+919876500011").await;
+    assert_eq!(rohit["source"], "Facebook Ads");
+    assert_eq!(
+        rohit["tags"],
+        json!([{ "name": "Finance" }, { "name": "MBA" }])
+    );
+    let mohit = contact_by_phone(&app, &owner, "+919876543452").await;
+    assert_eq!(mohit["source"], "IMPORT");
+    let first = app
+        .gql("{ contacts(filter: { search: \"Jane\" }) { edges { node { firstMessageTag { name } attributes { key value } } } } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    assert_eq!(
+        first["contacts"]["edges"][0]["node"]["firstMessageTag"]["name"],
+        "Pricing"
+    );
+
+    // The same file again adds nothing.
+    let again = upload(
+        &app,
+        &owner,
+        "contacts-sample.csv",
+        fixture("contacts-sample.csv"),
+    )
+    .await;
+    let job = run(
+        &app,
+        &owner,
+        again["import"]["id"].as_str().unwrap(),
+        mapping,
+    )
+    .await;
+    assert_eq!(
+        (job["added"].as_i64(), job["updated"].as_i64()),
+        (Some(0), Some(5))
+    );
+    let count = app.gql("{ contactCount }").as_member(&owner).data().await;
+    assert_eq!(count["contactCount"], 5);
+}
+
+#[tokio::test]
+async fn bad_files_and_mappings_fail_whole_and_change_nothing() {
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let app = TestApp::spawn_with(mode, &shared, |s| s.imports.max_bytes = 4_096).await;
+    let owner = app.sign_up("Careful").await;
+    define(&app, &owner, &["MBA"], &[]).await;
+
+    for (name, bytes, reason) in [
+        (
+            "picture.png",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
+            "not a CSV",
+        ),
+        (
+            "latin1.csv",
+            b"Name,Phone\nJos\xe9,9812300001\n".to_vec(),
+            "UTF-8",
+        ),
+        ("empty.csv", b"\n\n".to_vec(), "empty"),
+        (
+            "huge.csv",
+            [b"Name,Phone\n".to_vec(), b"A,9812300001\n".repeat(400)].concat(),
+            "larger",
+        ),
+        ("dupe.csv", b"Phone,phone\n1,2\n".to_vec(), "twice"),
+    ] {
+        let uploaded = upload(&app, &owner, name, bytes).await;
+        assert_eq!(uploaded["import"]["status"], "FAILED", "{name}");
+        let error = uploaded["import"]["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{name}: {error}");
+    }
+
+    // Far over the limit: refused before it is read.
+    let far = [b"Name,Phone\n".to_vec(), b"A,9812300001\n".repeat(1_000)].concat();
+    let reply = app.upload(&owner, UPLOAD, "far.csv", far).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+
+    let good = upload(
+        &app,
+        &owner,
+        "ok.csv",
+        b"Name,Phone,City\nA,9812300001,Pune\n".to_vec(),
+    )
+    .await;
+    let id = good["import"]["id"].as_str().unwrap().to_owned();
+    for (mapping, reason) in [
+        (json!([{ "column": "Name", "field": "NAME" }]), "phone"),
+        (
+            json!([{ "column": "Name", "field": "NAME" }, { "column": "Phone", "field": "PHONE" }, { "column": "City", "field": "ATTRIBUTE", "attributeKey": "city" }]),
+            "no attribute city",
+        ),
+        (
+            json!([{ "column": "Name", "field": "NAME" }, { "column": "Phone", "field": "PHONE" }, { "column": "Name", "field": "TAGS" }]),
+            "mapped twice",
+        ),
+        (
+            json!([{ "column": "Name", "field": "NAME" }, { "column": "Phone", "field": "PHONE" }, { "column": "City", "field": "NAME" }]),
+            "two columns",
+        ),
+        (
+            json!([{ "column": "Nope", "field": "NAME" }, { "column": "Phone", "field": "PHONE" }]),
+            "no column Nope",
+        ),
+    ] {
+        let message = app
+            .gql(START)
+            .as_member(&owner)
+            .vars(json!({ "id": id, "mapping": mapping }))
+            .send()
+            .await
+            .expect_error("BAD_USER_INPUT");
+        assert!(message.contains(reason), "{message}");
+    }
+    let job = app
+        .gql(JOB)
+        .as_member(&owner)
+        .vars(json!({ "id": id }))
+        .data()
+        .await;
+    assert_eq!(job["contactImport"]["status"], "UPLOADED");
+    let count = app.gql("{ contactCount }").as_member(&owner).data().await;
+    assert_eq!(count["contactCount"], 0);
+
+    // Corrected, the same upload runs; started twice it is refused.
+    let job = run(
+        &app,
+        &owner,
+        &id,
+        json!([{ "column": "Name", "field": "NAME" }, { "column": "Phone", "field": "PHONE" }]),
+    )
+    .await;
+    assert_eq!(job["added"], 1);
+    app.gql(START)
+        .as_member(&owner)
+        .vars(json!({ "id": id, "mapping": [{ "column": "Name", "field": "NAME" }, { "column": "Phone", "field": "PHONE" }] }))
+        .send()
+        .await
+        .expect_error("CONFLICT");
+}
+
+#[tokio::test]
+async fn progress_is_published_while_an_import_runs() {
+    use parley_tests::ws::{Event, WsClient};
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Progress").await;
+    let rows: String = (0..4_500)
+        .map(|i| format!("Person {i},98{i:08}\n"))
+        .collect();
+    let uploaded = upload(
+        &app,
+        &owner,
+        "many.csv",
+        format!("Name,Phone\n{rows}").into_bytes(),
+    )
+    .await;
+    let id = uploaded["import"]["id"].as_str().unwrap().to_owned();
+
+    let mut client = WsClient::connect(&app.ws_url()).await;
+    client
+        .init(json!({ "authorization": format!("Bearer {}", owner.token), "projectId": owner.project_id }))
+        .await;
+    client
+        .subscribe("p", &format!("subscription {{ contactImportProgress(id: \"{id}\") {{ status processedRows totalRows added }} }}"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.gql(START)
+        .as_member(&owner)
+        .vars(json!({ "id": id, "mapping": [{ "column": "Name", "field": "NAME" }, { "column": "Phone", "field": "PHONE" }] }))
+        .data()
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        match client.next().await {
+            Event::Message(m) => {
+                let p = m["payload"]["data"]["contactImportProgress"].clone();
+                seen.push((
+                    p["status"].as_str().unwrap().to_owned(),
+                    p["processedRows"].as_i64().unwrap(),
+                ));
+                if p["status"] == "COMPLETED" {
+                    assert_eq!(p["added"], 4_500);
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Batches of 2,000: progress after each, then completion.
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1), "{seen:?}");
+}
+
+#[tokio::test]
+async fn exports_stream_the_filtered_contacts_with_formulas_defused() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Exporter").await;
+    define(&app, &owner, &["MBA", "Finance", "Marketing"], &["city"]).await;
+    let uploaded = upload(
+        &app,
+        &owner,
+        "contacts-messy.csv",
+        fixture("contacts-messy.csv"),
+    )
+    .await;
+    run(
+        &app,
+        &owner,
+        uploaded["import"]["id"].as_str().unwrap(),
+        messy_mapping(),
+    )
+    .await;
+
+    let link = app
+        .gql("mutation { exportContacts { url expiresAt } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    let url = link["exportContacts"]["url"].as_str().unwrap();
+    let response = app.http.get(app.url(url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert!(lines[0].starts_with("Name,Phone,BSUID,Tags,Source"));
+    assert!(lines[0].ends_with(",city"));
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"click\"\")\""),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("Priya Nair,'+919812300001,,Finance | MBA,IMPORT"),
+        "{csv}"
+    );
+
+    let mba = app
+        .gql("{ tags { id name } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    let mba_id = mba["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "MBA")
+        .unwrap()["id"]
+        .clone();
+    let link = app
+        .gql("mutation($t: ID!) { exportContacts(filter: { tags: { anyOf: [$t] } }) { url } }")
+        .as_member(&owner)
+        .vars(json!({ "t": mba_id }))
+        .data()
+        .await;
+    let csv = app
+        .http
+        .get(app.url(link["exportContacts"]["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    let forged = app
+        .http
+        .get(app.url("/downloads/not-a-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 404);
+}
+
+#[tokio::test]
+async fn imports_run_in_the_embedded_mode_too() {
+    let app = TestApp::spawn_embedded().await;
+    let owner = app.sign_up("Laptop").await;
+    define(&app, &owner, &["MBA", "Finance", "Marketing"], &["city"]).await;
+    let uploaded = upload(
+        &app,
+        &owner,
+        "contacts-messy.csv",
+        fixture("contacts-messy.csv"),
+    )
+    .await;
+    let job = run(
+        &app,
+        &owner,
+        uploaded["import"]["id"].as_str().unwrap(),
+        messy_mapping(),
+    )
+    .await;
+    assert_eq!(
+        (
+            job["added"].as_i64(),
+            job["updated"].as_i64(),
+            job["failed"].as_i64()
+        ),
+        (Some(6), Some(1), Some(6))
+    );
+}
