@@ -12,6 +12,7 @@ pub mod import_issue;
 pub mod import_job;
 pub mod member;
 pub mod project;
+pub mod segment;
 pub mod tag;
 pub mod user;
 
@@ -28,6 +29,7 @@ pub mod prelude {
     pub use super::import_job::Entity as ImportJob;
     pub use super::member::Entity as Member;
     pub use super::project::Entity as Project;
+    pub use super::segment::Entity as Segment;
     pub use super::tag::Entity as Tag;
     pub use super::user::Entity as User;
 }

@@ -7,6 +7,7 @@ mod m20261125_000001_accounts;
 mod m20261125_000002_analytics_outbox;
 mod m20261125_000003_contacts;
 mod m20261125_000004_imports;
+mod m20261125_000005_segments;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_analytics_outbox::Migration),
             Box::new(m20261125_000003_contacts::Migration),
             Box::new(m20261125_000004_imports::Migration),
+            Box::new(m20261125_000005_segments::Migration),
         ]
     }
 }

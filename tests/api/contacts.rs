@@ -485,3 +485,202 @@ async fn a_page_of_contacts_costs_a_fixed_number_of_queries() {
         "a page of 50 took {large} statements, of 5 {small}"
     );
 }
+
+#[tokio::test]
+async fn lists_sort_and_page_stably_while_contacts_are_added() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Sorted").await;
+    for (i, name) in ["Deepa", "Asha", "Esha", "Chetan", "Bina"]
+        .iter()
+        .enumerate()
+    {
+        contact(
+            &app,
+            &owner,
+            json!({ "name": name, "phone": format!("98123000{i:02}") }),
+        )
+        .await;
+    }
+    let page = "query($order: ContactOrder, $after: String) { contacts(first: 2, orderBy: $order, after: $after) {
+        edges { node { name } } pageInfo { hasNextPage endCursor } } }";
+    let walk = |order: &'static str| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let mut seen = Vec::new();
+            let mut after = Value::Null;
+            let mut first_page = true;
+            loop {
+                let data = app
+                    .gql(page)
+                    .as_member(owner)
+                    .vars(json!({ "order": order, "after": after }))
+                    .data()
+                    .await;
+                seen.extend(
+                    data["contacts"]["edges"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["node"]["name"].as_str().unwrap().to_owned()),
+                );
+                if first_page {
+                    // Added after the first page was read: it sorts before the cursor in
+                    // name order, so it does not shift what comes next.
+                    contact(app, owner, json!({ "name": format!("Aaron {order}"), "phone": format!("97{:08}", seen.len() + order.len()) })).await;
+                    first_page = false;
+                }
+                if data["contacts"]["pageInfo"]["hasNextPage"] == false {
+                    return seen;
+                }
+                after = data["contacts"]["pageInfo"]["endCursor"].clone();
+            }
+        }
+    };
+    assert_eq!(
+        walk("NAME_ASC").await,
+        vec!["Asha", "Bina", "Chetan", "Deepa", "Esha"]
+    );
+    let desc = walk("NAME_DESC").await;
+    assert_eq!(&desc[..5], &["Esha", "Deepa", "Chetan", "Bina", "Asha"]);
+    let created = walk("CREATED_DESC").await;
+    assert_eq!(created[0], "Aaron NAME_DESC");
+    // A cursor of one order does not fit another.
+    let data = app
+        .gql(page)
+        .as_member(&owner)
+        .vars(json!({ "order": "CREATED_ASC" }))
+        .data()
+        .await;
+    let cursor = data["contacts"]["pageInfo"]["endCursor"].clone();
+    app.gql(page)
+        .as_member(&owner)
+        .vars(json!({ "order": "NAME_ASC", "after": cursor }))
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn saved_segments_name_a_filter_that_lists_counts_and_exports_use() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Segments").await;
+    let mba = tag(&app, &owner, "MBA").await;
+    let fin = tag(&app, &owner, "Finance").await;
+    contact(
+        &app,
+        &owner,
+        json!({ "name": "Both", "phone": "9812300001", "tagIds": [mba, fin] }),
+    )
+    .await;
+    contact(
+        &app,
+        &owner,
+        json!({ "name": "Mba Only", "phone": "9812300002", "tagIds": [mba], "source": "Expo" }),
+    )
+    .await;
+    contact(
+        &app,
+        &owner,
+        json!({ "name": "Fin Only", "phone": "9812300003", "tagIds": [fin] }),
+    )
+    .await;
+
+    let create = "mutation($name: String!, $f: ContactFilterInput!) { createSegment(name: $name, filter: $f) { id name contactCount } }";
+    let mba_segment = app
+        .gql(create)
+        .as_member(&owner)
+        .vars(json!({ "name": "MBA people", "f": { "tags": { "anyOf": [mba] } } }))
+        .data()
+        .await;
+    assert_eq!(mba_segment["createSegment"]["contactCount"], 2);
+    let mba_id = mba_segment["createSegment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql(create)
+        .as_member(&owner)
+        .vars(json!({ "name": "mba PEOPLE", "f": {} }))
+        .send()
+        .await
+        .expect_error("CONFLICT");
+
+    // A segment of a segment, narrowed.
+    let narrowed = app
+        .gql(create)
+        .as_member(&owner)
+        .vars(json!({ "name": "MBA from the expo", "f": { "segmentId": mba_id, "sources": ["Expo"] } }))
+        .data()
+        .await;
+    assert_eq!(narrowed["createSegment"]["contactCount"], 1);
+    let narrowed_id = narrowed["createSegment"]["id"].as_str().unwrap().to_owned();
+    let listed = app
+        .gql("query($s: ID!) { contacts(filter: { segmentId: $s }) { edges { node { name } } } }")
+        .as_member(&owner)
+        .vars(json!({ "s": narrowed_id }))
+        .data()
+        .await;
+    assert_eq!(names(&listed), vec!["Mba Only"]);
+
+    // Changing the inner segment changes the outer one.
+    app.gql(
+        "mutation($id: ID!, $f: ContactFilterInput) { updateSegment(id: $id, filter: $f) { id } }",
+    )
+    .as_member(&owner)
+    .vars(json!({ "id": mba_id, "f": { "tags": { "anyOf": [fin] } } }))
+    .data()
+    .await;
+    let outer = app
+        .gql("query($id: ID!) { segment(id: $id) { contactCount } }")
+        .as_member(&owner)
+        .vars(json!({ "id": narrowed_id }))
+        .data()
+        .await;
+    assert_eq!(outer["segment"]["contactCount"], 0);
+    // A segment cannot include itself, even through another.
+    app.gql(
+        "mutation($id: ID!, $f: ContactFilterInput) { updateSegment(id: $id, filter: $f) { id } }",
+    )
+    .as_member(&owner)
+    .vars(json!({ "id": mba_id, "f": { "segmentId": narrowed_id } }))
+    .send()
+    .await
+    .expect_error("BAD_USER_INPUT");
+
+    let link = app
+        .gql("mutation($s: ID!) { exportContacts(filter: { segmentId: $s }) { url } }")
+        .as_member(&owner)
+        .vars(json!({ "s": mba_id }))
+        .data()
+        .await;
+    let csv = app
+        .http
+        .get(app.url(link["exportContacts"]["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    // Another project cannot use it.
+    let other = app.sign_up("Other").await;
+    app.gql("query($s: ID!) { contacts(filter: { segmentId: $s }) { edges { node { name } } } }")
+        .as_member(&other)
+        .vars(json!({ "s": mba_id }))
+        .send()
+        .await
+        .expect_error("NOT_FOUND");
+    app.gql("mutation($id: ID!) { deleteSegment(id: $id) }")
+        .as_member(&owner)
+        .vars(json!({ "id": narrowed_id }))
+        .data()
+        .await;
+    let all = app
+        .gql("{ segments { name } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    assert_eq!(all["segments"], json!([{ "name": "MBA people" }]));
+}

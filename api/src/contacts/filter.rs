@@ -46,6 +46,9 @@ pub struct ContactFilter {
     /// Name or phone containing this text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
+    /// The contacts of a saved segment (its filter as it is when used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Uuid>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -103,6 +106,11 @@ impl ContactFilter {
                 "filter",
                 "the filter is nested too deeply",
             ));
+        }
+        if self.segment.is_some() {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "a segment reference reached SQL unexpanded"
+            )));
         }
         let mut all = Condition::all();
         for f in &self.and {

@@ -1,16 +1,19 @@
 use async_graphql::{
-    Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject, connection::Connection,
+    Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject,
+    connection::{Connection, Edge},
     dataloader::DataLoader,
 };
 use chrono::{DateTime, Duration, Utc};
-use parley_entity::{attribute, contact, contact_event, tag};
+use parley_entity::{attribute, contact, contact_event, segment, tag};
 use uuid::Uuid;
 
 use super::{
     attributes,
     filter::{self, AttributeCondition, AttributeOp, ContactFilter, TagCondition, TimeRange},
     journey,
+    listing::{self, ContactOrder, Cursor},
     loaders::{ContactAttributesLoader, ContactTagsLoader},
+    segments,
     service::{self, ContactChanges, NewContact},
     tags::{self, NewTag, TagKind},
 };
@@ -38,6 +41,18 @@ pub enum TagKindValue {
 pub enum ContactStatusValue {
     Active,
     Inactive,
+}
+
+/// How contact lists are sorted; ties go by creation.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+#[graphql(remote = "super::listing::ContactOrder", name = "ContactOrder")]
+pub enum ContactOrderValue {
+    #[default]
+    CreatedAsc,
+    CreatedDesc,
+    NameAsc,
+    NameDesc,
+    UpdatedDesc,
 }
 
 /// Where a contact's conversation stands in the live chat.
@@ -237,6 +252,36 @@ impl Contact {
     }
 }
 
+pub struct Segment(pub segment::Model);
+
+#[Object]
+impl Segment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The stored filter, in the shape of `ContactFilterInput`.
+    async fn filter(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.filter).unwrap_or_default())
+    }
+    /// How many contacts match now.
+    async fn contact_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let filter = ContactFilter {
+            segment: Some(self.0.id),
+            ..ContactFilter::default()
+        };
+        Ok(service::count(app_state(ctx), scope(ctx)?, &filter).await?)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
 pub struct ContactEvent(pub contact_event::Model);
 
 #[Object]
@@ -283,6 +328,8 @@ pub struct ContactFilterInput {
     pub states: Option<Vec<ContactState>>,
     /// Name or phone containing this text.
     pub search: Option<String>,
+    /// The contacts of a saved segment.
+    pub segment_id: Option<ID>,
 }
 
 #[derive(InputObject)]
@@ -385,6 +432,10 @@ impl TryFrom<ContactFilterInput> for ContactFilter {
                 .map(|s| s.as_str().to_owned())
                 .collect(),
             search: input.search,
+            segment: input
+                .segment_id
+                .map(|id| parse_id("segmentId", &id))
+                .transpose()?,
         })
     }
 }
@@ -445,20 +496,48 @@ pub struct ContactsQuery;
 #[Object]
 impl ContactsQuery {
     /// The project's contacts matching `filter`, oldest first.
+    // Each argument is a GraphQL argument of the field.
+    #[allow(clippy::too_many_arguments)]
     #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
         filter: Option<ContactFilterInput>,
+        #[graphql(default)] order_by: ContactOrderValue,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Connection<String, Contact>> {
         let filter = to_filter(filter)?;
-        let page = relay::page_request(first, after, last, before)?;
-        let page = service::list(app_state(ctx), scope(ctx)?, &filter, page).await?;
-        Ok(relay::connection(page, |c| c.id, Contact))
+        let size = |field: &'static str, n: Option<i32>| {
+            n.map(|n| {
+                usize::try_from(n).map_err(|_| AppError::bad_input(field, "must not be negative"))
+            })
+            .transpose()
+        };
+        let order: ContactOrder = order_by.into();
+        let request = listing::Request {
+            order,
+            first: size("first", first)?,
+            after: after
+                .as_deref()
+                .map(|c| Cursor::decode("after", c))
+                .transpose()?,
+            last: size("last", last)?,
+            before: before
+                .as_deref()
+                .map(|c| Cursor::decode("before", c))
+                .transpose()?,
+        };
+        let page = service::list(app_state(ctx), scope(ctx)?, &filter, request).await?;
+        let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
+        connection.edges = page
+            .items
+            .into_iter()
+            .map(|c| Edge::new(Cursor::of(order, &c).encode(), Contact(c)))
+            .collect();
+        Ok(connection)
     }
 
     /// How many contacts match `filter`.
@@ -476,6 +555,23 @@ impl ContactsQuery {
         let id = parse_id("id", &id)?;
         Ok(Contact(
             service::find(app_state(ctx), scope(ctx)?, id).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+        Ok(segments::list(app_state(ctx), scope(ctx)?)
+            .await?
+            .into_iter()
+            .map(Segment)
+            .collect())
+    }
+
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn segment(&self, ctx: &Context<'_>, id: ID) -> Result<Segment> {
+        let id = parse_id("id", &id)?;
+        Ok(Segment(
+            segments::find(app_state(ctx), scope(ctx)?, id).await?,
         ))
     }
 
@@ -591,6 +687,49 @@ impl ContactsMutation {
             id,
             affected_contacts,
         })
+    }
+
+    /// Saves a filter under a name.
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn create_segment(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        filter: ContactFilterInput,
+    ) -> Result<Segment> {
+        let filter = ContactFilter::try_from(filter)?;
+        Ok(Segment(
+            segments::create(app_state(ctx), scope(ctx)?, &name, &filter).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn update_segment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: Option<String>,
+        filter: Option<ContactFilterInput>,
+    ) -> Result<Segment> {
+        let id = parse_id("id", &id)?;
+        let filter = filter.map(ContactFilter::try_from).transpose()?;
+        Ok(Segment(
+            segments::update(
+                app_state(ctx),
+                scope(ctx)?,
+                id,
+                name.as_deref(),
+                filter.as_ref(),
+            )
+            .await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
+    async fn delete_segment(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let uuid = parse_id("id", &id)?;
+        segments::delete(app_state(ctx), scope(ctx)?, uuid).await?;
+        Ok(id)
     }
 
     #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]

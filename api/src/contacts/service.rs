@@ -16,12 +16,13 @@ use super::{
     attributes,
     filter::{self, ContactFilter},
     journey::{self, Actor, Entry},
+    listing,
     phone::{self, PhoneRules},
+    segments,
 };
 use crate::{
     auth::Scope,
     errors::{AppError, AppResult},
-    pagination::{self, Page, PageRequest},
     state::AppState,
     validate,
 };
@@ -390,14 +391,16 @@ pub async fn list(
     state: &AppState,
     scope: &Scope,
     filter: &ContactFilter,
-    page: PageRequest,
-) -> AppResult<Page<contact::Model>> {
-    let select = filter::select(scope.project_id, filter, Utc::now())?;
-    pagination::fetch(&state.db, select, contact::Column::Id, page).await
+    request: listing::Request,
+) -> AppResult<listing::SortedPage> {
+    let filter = segments::expand(state, scope, filter.clone()).await?;
+    let select = filter::select(scope.project_id, &filter, Utc::now())?;
+    listing::fetch(&state.db, select, request).await
 }
 
 pub async fn count(state: &AppState, scope: &Scope, filter: &ContactFilter) -> AppResult<u64> {
-    Ok(filter::select(scope.project_id, filter, Utc::now())?
+    let filter = segments::expand(state, scope, filter.clone()).await?;
+    Ok(filter::select(scope.project_id, &filter, Utc::now())?
         .count(&state.db)
         .await?)
 }

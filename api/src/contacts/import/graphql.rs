@@ -10,7 +10,10 @@ use std::io::Read;
 use super::mapping::{ColumnMapping, Field};
 use crate::{
     auth::{RoleGuard, guard::OWNER_MANAGER},
-    contacts::graphql::{ContactFilterInput, to_filter},
+    contacts::{
+        graphql::{ContactFilterInput, to_filter},
+        segments,
+    },
     downloads::{self, Download},
     errors::AppError,
     graphql::{app_state, relay, scope},
@@ -316,10 +319,10 @@ impl ImportMutation {
         ctx: &Context<'_>,
         filter: Option<ContactFilterInput>,
     ) -> Result<DownloadLink> {
-        let filter = to_filter(filter)?;
+        let scope = scope(ctx)?;
+        let filter = segments::expand(app_state(ctx), scope, to_filter(filter)?).await?;
         // Checked now, so that a bad filter fails here rather than in the download.
         filter.condition(Utc::now())?;
-        let scope = scope(ctx)?;
         Ok(downloads::link(
             app_state(ctx),
             &Download::ContactsExport {

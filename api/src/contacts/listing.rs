@@ -1,0 +1,196 @@
+//! Sorted keyset pages of contacts. The cursor holds the sort key and the id of the last
+//! row, so pages stay stable while contacts are added, whatever the order.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use parley_entity::contact;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    errors::{AppError, AppResult},
+    pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContactOrder {
+    #[default]
+    CreatedAsc,
+    CreatedDesc,
+    NameAsc,
+    NameDesc,
+    UpdatedDesc,
+}
+
+/// Where a page starts or ends: the sort key of a row and its id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<DateTime<Utc>>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn of(order: ContactOrder, c: &contact::Model) -> Self {
+        Self {
+            name: matches!(order, ContactOrder::NameAsc | ContactOrder::NameDesc)
+                .then(|| c.name.clone()),
+            updated: (order == ContactOrder::UpdatedDesc).then_some(c.updated_at),
+            id: c.id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(field: &'static str, raw: &str) -> AppResult<Self> {
+        URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| AppError::bad_input(field, "not a cursor from this API"))
+    }
+}
+
+pub struct Request {
+    pub order: ContactOrder,
+    pub first: Option<usize>,
+    pub after: Option<Cursor>,
+    pub last: Option<usize>,
+    pub before: Option<Cursor>,
+}
+
+pub struct SortedPage {
+    pub items: Vec<contact::Model>,
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+}
+
+/// Rows strictly after `cursor` in the order `(key direction, id direction)`.
+fn beyond(order: ContactOrder, cursor: &Cursor, forward: bool) -> AppResult<Condition> {
+    let ascending = matches!(order, ContactOrder::CreatedAsc | ContactOrder::NameAsc) == forward;
+    let id_beyond = if ascending {
+        contact::Column::Id.gt(cursor.id)
+    } else {
+        contact::Column::Id.lt(cursor.id)
+    };
+    let missing = || AppError::bad_input("after", "the cursor is from another order");
+    Ok(match order {
+        ContactOrder::CreatedAsc | ContactOrder::CreatedDesc => Condition::all().add(id_beyond),
+        ContactOrder::NameAsc | ContactOrder::NameDesc => {
+            let name = cursor.name.clone().ok_or_else(missing)?;
+            let key_beyond = if ascending {
+                contact::Column::Name.gt(name.clone())
+            } else {
+                contact::Column::Name.lt(name.clone())
+            };
+            Condition::any().add(key_beyond).add(
+                Condition::all()
+                    .add(contact::Column::Name.eq(name))
+                    .add(id_beyond),
+            )
+        }
+        ContactOrder::UpdatedDesc => {
+            let updated = cursor.updated.ok_or_else(missing)?;
+            let key_beyond = if ascending {
+                contact::Column::UpdatedAt.gt(updated)
+            } else {
+                contact::Column::UpdatedAt.lt(updated)
+            };
+            Condition::any().add(key_beyond).add(
+                Condition::all()
+                    .add(contact::Column::UpdatedAt.eq(updated))
+                    .add(id_beyond),
+            )
+        }
+    })
+}
+
+fn ordered(
+    select: Select<contact::Entity>,
+    order: ContactOrder,
+    forward: bool,
+) -> Select<contact::Entity> {
+    let ascending = matches!(order, ContactOrder::CreatedAsc | ContactOrder::NameAsc) == forward;
+    let direction = if ascending { Order::Asc } else { Order::Desc };
+    let select = match order {
+        ContactOrder::CreatedAsc | ContactOrder::CreatedDesc => select,
+        ContactOrder::NameAsc | ContactOrder::NameDesc => {
+            select.order_by(contact::Column::Name, direction.clone())
+        }
+        ContactOrder::UpdatedDesc => select.order_by(contact::Column::UpdatedAt, direction.clone()),
+    };
+    select.order_by(contact::Column::Id, direction)
+}
+
+pub async fn fetch<C: ConnectionTrait>(
+    db: &C,
+    select: Select<contact::Entity>,
+    request: Request,
+) -> AppResult<SortedPage> {
+    if request.first.is_some() && request.last.is_some() {
+        return Err(AppError::bad_input(
+            "first",
+            "give either first or last, not both",
+        ));
+    }
+    let forward = request.last.is_none();
+    let size = request.first.or(request.last).unwrap_or(DEFAULT_PAGE_SIZE);
+    if size > MAX_PAGE_SIZE {
+        return Err(AppError::bad_input(
+            if forward { "first" } else { "last" },
+            format!("a page holds at most {MAX_PAGE_SIZE} items"),
+        ));
+    }
+    let mut select = select;
+    if let Some(after) = &request.after {
+        select = select.filter(beyond(request.order, after, true)?);
+    }
+    if let Some(before) = &request.before {
+        select = select.filter(beyond(request.order, before, false)?);
+    }
+    let mut items = ordered(select, request.order, forward)
+        .limit(size as u64 + 1)
+        .all(db)
+        .await?;
+    let more = items.len() > size;
+    items.truncate(size);
+    if !forward {
+        items.reverse();
+    }
+    Ok(SortedPage {
+        items,
+        has_previous_page: if forward {
+            request.after.is_some()
+        } else {
+            more
+        },
+        has_next_page: if forward {
+            more
+        } else {
+            request.before.is_some()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let cursor = Cursor {
+            name: Some("Asha".into()),
+            updated: None,
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode("after", &cursor.encode()).unwrap(), cursor);
+        assert!(Cursor::decode("after", "garbage").is_err());
+    }
+}
