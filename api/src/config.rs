@@ -37,6 +37,8 @@ pub struct ImportSettings {
     /// Largest CSV file accepted for import.
     pub max_bytes: usize,
     pub max_rows: u64,
+    /// Rows applied per transaction (and between progress reports).
+    pub batch_rows: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +123,7 @@ impl Default for Settings {
             imports: ImportSettings {
                 max_bytes: 100 * 1024 * 1024,
                 max_rows: 2_000_000,
+                batch_rows: 5_000,
             },
         }
     }
@@ -212,6 +215,9 @@ impl Settings {
         }
         if let Some(v) = parse("IMPORT_MAX_ROWS") {
             s.imports.max_rows = number("IMPORT_MAX_ROWS", &v)?;
+        }
+        if let Some(v) = parse("IMPORT_BATCH_ROWS") {
+            s.imports.batch_rows = number("IMPORT_BATCH_ROWS", &v)?;
         }
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;

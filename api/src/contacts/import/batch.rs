@@ -46,50 +46,96 @@ pub struct Counts {
     pub warnings: i64,
 }
 
-pub async fn apply<C: ConnectionTrait>(
-    conn: &C,
-    project_id: Uuid,
-    job_id: Uuid,
-    rows: Vec<RowResult>,
-) -> AppResult<Counts> {
-    let mut counts = Counts::default();
-    let mut issues = Vec::new();
-    // One entry per phone: later rows of the same phone merge into the first.
-    let mut merged: Vec<(u64, ParsedRow)> = Vec::new();
+/// A batch with its rows merged by phone and its issues collected, ready to write.
+pub struct Prepared {
+    /// One entry per phone, with the row number of its first row.
+    pub merged: Vec<(u64, ParsedRow)>,
+    /// Rows whose phone an earlier row of the batch had: each updated that contact.
+    pub repeats: i64,
+    pub issues: Vec<Issue>,
+    pub failed: i64,
+    pub warnings: i64,
+}
+
+pub struct Issue {
+    pub row: u64,
+    pub severity: &'static str,
+    pub reason: String,
+    /// The row's cells as a JSON array.
+    pub cells: String,
+}
+
+pub fn prepare(rows: Vec<RowResult>) -> Prepared {
+    let mut prepared = Prepared {
+        merged: Vec::new(),
+        repeats: 0,
+        issues: Vec::new(),
+        failed: 0,
+        warnings: 0,
+    };
     let mut by_phone: HashMap<String, usize> = HashMap::new();
-    let mut repeats = 0i64;
+    let cells_json =
+        |cells: &[String]| serde_json::to_string(cells).unwrap_or_else(|_| "[]".into());
     for result in rows {
         match result {
             RowResult::Failed { row, reason, cells } => {
-                counts.failed += 1;
-                issues.push(issue(project_id, job_id, row, "ERROR", reason, &cells));
+                prepared.failed += 1;
+                prepared.issues.push(Issue {
+                    row,
+                    severity: "ERROR",
+                    reason,
+                    cells: cells_json(&cells),
+                });
             }
             RowResult::Applied { row, parsed, cells } => {
                 for warning in &parsed.warnings {
-                    counts.warnings += 1;
-                    issues.push(issue(
-                        project_id,
-                        job_id,
+                    prepared.warnings += 1;
+                    prepared.issues.push(Issue {
                         row,
-                        "WARNING",
-                        warning.clone(),
-                        &cells,
-                    ));
+                        severity: "WARNING",
+                        reason: warning.clone(),
+                        cells: cells_json(&cells),
+                    });
                 }
                 match by_phone.get(&parsed.phone) {
                     Some(&i) => {
-                        merged[i].1.merge(parsed);
-                        repeats += 1;
+                        prepared.merged[i].1.merge(parsed);
+                        prepared.repeats += 1;
                     }
                     None => {
-                        by_phone.insert(parsed.phone.clone(), merged.len());
-                        merged.push((row, parsed));
+                        by_phone.insert(parsed.phone.clone(), prepared.merged.len());
+                        prepared.merged.push((row, parsed));
                     }
                 }
             }
         }
     }
+    prepared
+}
 
+/// Writes a batch with sea-orm's multi-row statements (SQLite, and any backend).
+pub async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    project_id: Uuid,
+    job_id: Uuid,
+    prepared: Prepared,
+) -> AppResult<Counts> {
+    let Prepared {
+        merged,
+        repeats,
+        issues,
+        failed,
+        warnings,
+    } = prepared;
+    let mut counts = Counts {
+        failed,
+        warnings,
+        ..Counts::default()
+    };
+    let issues: Vec<import_issue::ActiveModel> = issues
+        .into_iter()
+        .map(|i| issue(project_id, job_id, i))
+        .collect();
     let existing: HashMap<String, contact::Model> = if merged.is_empty() {
         HashMap::new()
     } else {
@@ -248,21 +294,14 @@ fn active(c: contact::Model) -> contact::ActiveModel {
     }
 }
 
-fn issue(
-    project_id: Uuid,
-    job_id: Uuid,
-    row: u64,
-    severity: &str,
-    reason: String,
-    cells: &[String],
-) -> import_issue::ActiveModel {
+fn issue(project_id: Uuid, job_id: Uuid, i: Issue) -> import_issue::ActiveModel {
     import_issue::ActiveModel {
         id: Set(Uuid::now_v7()),
         job_id: Set(job_id),
         project_id: Set(project_id),
-        row_number: Set(row as i64),
-        severity: Set(severity.to_owned()),
-        reason: Set(reason),
-        raw_row: Set(serde_json::to_string(cells).unwrap_or_else(|_| "[]".into())),
+        row_number: Set(i.row as i64),
+        severity: Set(i.severity.to_owned()),
+        reason: Set(i.reason),
+        raw_row: Set(i.cells),
     }
 }

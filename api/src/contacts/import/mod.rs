@@ -7,6 +7,7 @@ mod batch;
 pub mod csv_file;
 pub mod graphql;
 pub mod mapping;
+mod postgres;
 mod row;
 
 use std::{collections::HashMap, time::Duration};
@@ -35,8 +36,6 @@ pub const RUNNING: &str = "RUNNING";
 pub const COMPLETED: &str = "COMPLETED";
 pub const FAILED: &str = "FAILED";
 
-/// Rows applied per transaction.
-const BATCH_ROWS: usize = 2_000;
 /// A running job whose heartbeat is older than this is taken over by another runner.
 const STALE_AFTER: Duration = Duration::from_secs(60);
 const PREVIEW_ROWS: usize = 5;
@@ -165,7 +164,7 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         .one(&state.db)
         .await?
         .ok_or(AppError::NotFound("import file"))?;
-    let text = csv_file::decode(&file.content, usize::MAX).map_err(file_error)?;
+    csv_file::decode(&file.content, usize::MAX).map_err(file_error)?;
     let headers: Vec<String> = serde_json::from_str(&job.headers).map_err(AppError::internal)?;
     let columns: Vec<ColumnMapping> =
         serde_json::from_str(job.mapping.as_deref().unwrap_or("[]")).map_err(AppError::internal)?;
@@ -177,64 +176,142 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         .into_iter()
         .map(|(k, t)| (k, t.id))
         .collect();
-    let ctx = RowContext {
-        mapping: &mapping,
-        rules: &rules,
-        tags: &tag_ids,
-    };
-
-    let mut rows = csv_file::rows(text, job.processed_rows as u64).peekable();
-    while rows.peek().is_some() {
-        let results: Vec<RowResult> = rows
-            .by_ref()
-            .take(BATCH_ROWS)
-            .map(|(row, record)| {
-                let cells = record.iter().map(str::to_owned).collect();
-                match row::parse(&record, &ctx) {
-                    Ok(parsed) => RowResult::Applied { row, parsed, cells },
-                    Err(reason) => RowResult::Failed { row, reason, cells },
-                }
-            })
-            .collect();
-        let processed = results.len() as i64;
-        let txn = state.db.begin().await?;
-        let counts = batch::apply(&txn, job.project_id, job.id, results).await?;
-        let now = Utc::now();
-        let progressed = import_job::Entity::update_many()
-            .col_expr(
-                import_job::Column::ProcessedRows,
-                Expr::col(import_job::Column::ProcessedRows).add(processed),
-            )
-            .col_expr(
-                import_job::Column::Added,
-                Expr::col(import_job::Column::Added).add(counts.added),
-            )
-            .col_expr(
-                import_job::Column::Updated,
-                Expr::col(import_job::Column::Updated).add(counts.updated),
-            )
-            .col_expr(
-                import_job::Column::Failed,
-                Expr::col(import_job::Column::Failed).add(counts.failed),
-            )
-            .col_expr(
-                import_job::Column::Warnings,
-                Expr::col(import_job::Column::Warnings).add(counts.warnings),
-            )
-            .col_expr(import_job::Column::HeartbeatAt, Expr::value(now))
-            .filter(import_job::Column::Id.eq(job.id))
-            .filter(import_job::Column::Status.eq(RUNNING))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        if progressed == 0 {
+    // Parsing (phone validation above all) runs on a blocking thread, a batch ahead of the
+    // database writes, so the two overlap.
+    let (batches, mut parsed) = tokio::sync::mpsc::channel::<(i64, Vec<RowResult>)>(2);
+    let skip = job.processed_rows as u64;
+    let batch_rows = state.settings.imports.batch_rows.max(1);
+    let parser = tokio::task::spawn_blocking(move || {
+        let Ok(text) = csv_file::decode(&file.content, usize::MAX) else {
+            return;
+        };
+        let ctx = RowContext {
+            mapping: &mapping,
+            rules: &rules,
+            tags: &tag_ids,
+        };
+        let mut rows = csv_file::rows(text, skip).peekable();
+        while rows.peek().is_some() {
+            let results: Vec<RowResult> = rows
+                .by_ref()
+                .take(batch_rows)
+                .map(|(row, record)| {
+                    // The cells are kept only for rows that get an issue.
+                    let cells = || record.iter().map(str::to_owned).collect();
+                    match row::parse(&record, &ctx) {
+                        Ok(parsed) => {
+                            let cells = if parsed.warnings.is_empty() {
+                                Vec::new()
+                            } else {
+                                cells()
+                            };
+                            RowResult::Applied { row, parsed, cells }
+                        }
+                        Err(reason) => RowResult::Failed {
+                            row,
+                            reason,
+                            cells: cells(),
+                        },
+                    }
+                })
+                .collect();
+            if batches
+                .blocking_send((results.len() as i64, results))
+                .is_err()
+            {
+                return; // the writer stopped
+            }
+        }
+    });
+    let postgres =
+        sea_orm::ConnectionTrait::get_database_backend(&state.db) == sea_orm::DbBackend::Postgres;
+    while let Some((processed, results)) = parsed.recv().await {
+        let prepared = batch::prepare(results);
+        let still_running = if postgres {
+            apply_postgres(state, job.project_id, job.id, processed, prepared).await?
+        } else {
+            apply_generic(state, job.project_id, job.id, processed, prepared).await?
+        };
+        if !still_running {
             // Someone else finished or failed the job meanwhile: leave it to them.
             return Ok(());
         }
-        txn.commit().await?;
         publish_progress(state, job.id).await;
     }
+    parser.await.map_err(AppError::internal)?;
     finish(state, job.id, COMPLETED, None).await
+}
+
+/// One batch and the job's progress, in one transaction.
+async fn apply_generic(
+    state: &AppState,
+    project_id: Uuid,
+    job_id: Uuid,
+    processed: i64,
+    prepared: batch::Prepared,
+) -> AppResult<bool> {
+    let txn = state.db.begin().await?;
+    let counts = batch::apply(&txn, project_id, job_id, prepared).await?;
+    let progressed = import_job::Entity::update_many()
+        .col_expr(
+            import_job::Column::ProcessedRows,
+            Expr::col(import_job::Column::ProcessedRows).add(processed),
+        )
+        .col_expr(
+            import_job::Column::Added,
+            Expr::col(import_job::Column::Added).add(counts.added),
+        )
+        .col_expr(
+            import_job::Column::Updated,
+            Expr::col(import_job::Column::Updated).add(counts.updated),
+        )
+        .col_expr(
+            import_job::Column::Failed,
+            Expr::col(import_job::Column::Failed).add(counts.failed),
+        )
+        .col_expr(
+            import_job::Column::Warnings,
+            Expr::col(import_job::Column::Warnings).add(counts.warnings),
+        )
+        .col_expr(import_job::Column::HeartbeatAt, Expr::value(Utc::now()))
+        .filter(import_job::Column::Id.eq(job_id))
+        .filter(import_job::Column::Status.eq(RUNNING))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if progressed == 0 {
+        return Ok(false);
+    }
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Boxed: sqlx's futures over `&mut PgConnection` otherwise defeat the compiler's proof
+/// that the spawned import task is `Send`.
+fn apply_postgres<'a>(
+    state: &'a AppState,
+    project_id: Uuid,
+    job_id: Uuid,
+    processed: i64,
+    prepared: batch::Prepared,
+) -> futures::future::BoxFuture<'a, AppResult<bool>> {
+    Box::pin(async move {
+        let db_error =
+            |e: sea_orm::sqlx::Error| AppError::from(sea_orm::DbErr::Custom(e.to_string()));
+        let mut tx = state
+            .db
+            .get_postgres_connection_pool()
+            .begin()
+            .await
+            .map_err(db_error)?;
+        let now = Utc::now();
+        let counts = postgres::apply(&mut tx, project_id, job_id, prepared, now).await?;
+        if !postgres::progress(&mut tx, job_id, processed, counts, now).await? {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    })
 }
 
 fn file_error(e: FileError) -> AppError {
