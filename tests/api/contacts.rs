@@ -684,3 +684,44 @@ async fn saved_segments_name_a_filter_that_lists_counts_and_exports_use() {
         .await;
     assert_eq!(all["segments"], json!([{ "name": "MBA people" }]));
 }
+
+#[tokio::test]
+async fn contacts_are_found_by_phone_in_any_notation_or_by_bsuid() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Identity").await;
+    let created = contact(
+        &app,
+        &owner,
+        json!({ "name": "Known", "phone": "+91 98123 00001", "bsuid": "IN.1502576394655843" }),
+    )
+    .await;
+    let find =
+        "query($p: String, $b: String) { contactByIdentity(phone: $p, bsuid: $b) { id bsuid } }";
+    for vars in [
+        json!({ "p": "9812300001" }),
+        json!({ "p": "919812300001" }),
+        json!({ "b": "IN.1502576394655843" }),
+    ] {
+        let found = app.gql(find).as_member(&owner).vars(vars).data().await;
+        assert_eq!(found["contactByIdentity"]["id"], created["id"]);
+    }
+    app.gql(find)
+        .as_member(&owner)
+        .vars(json!({ "p": "9812300002" }))
+        .send()
+        .await
+        .expect_error("NOT_FOUND");
+    app.gql(find)
+        .as_member(&owner)
+        .vars(json!({}))
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+    // A BSUID is unique in a project too.
+    app.gql(CREATE)
+        .as_member(&owner)
+        .vars(json!({ "input": { "name": "Twin", "phone": "9812300003", "bsuid": "IN.1502576394655843" } }))
+        .send()
+        .await
+        .expect_error("CONFLICT");
+}

@@ -558,6 +558,24 @@ impl ContactsQuery {
         ))
     }
 
+    /// The contact with this phone (in any notation) or this BSUID.
+    #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
+    async fn contact_by_identity(
+        &self,
+        ctx: &Context<'_>,
+        phone: Option<String>,
+        bsuid: Option<String>,
+    ) -> Result<Contact> {
+        let found = service::find_by_identity(
+            app_state(ctx),
+            scope(ctx)?,
+            phone.as_deref(),
+            bsuid.as_deref(),
+        )
+        .await?;
+        Ok(Contact(found))
+    }
+
     #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
     async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
         Ok(segments::list(app_state(ctx), scope(ctx)?)

@@ -371,6 +371,34 @@ async fn set_flag(
     Ok(contact)
 }
 
+/// The contact with this phone (in any notation) or this BSUID.
+pub async fn find_by_identity(
+    state: &AppState,
+    scope: &Scope,
+    phone: Option<&str>,
+    bsuid_value: Option<&str>,
+) -> AppResult<contact::Model> {
+    let mut select =
+        contact::Entity::find().filter(contact::Column::ProjectId.eq(scope.project_id));
+    match (phone, bsuid_value) {
+        (Some(raw), None) => {
+            let rules = phone_rules(&state.db, state, scope.project_id).await?;
+            select = select.filter(contact::Column::Phone.eq(normalize_phone(raw, &rules)?));
+        }
+        (None, Some(raw)) => select = select.filter(contact::Column::Bsuid.eq(bsuid(raw)?)),
+        _ => {
+            return Err(AppError::bad_input(
+                "phone",
+                "give either a phone or a BSUID",
+            ));
+        }
+    }
+    select
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("contact"))
+}
+
 pub async fn find(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<contact::Model> {
     find_in(&state.db, scope, id).await
 }
