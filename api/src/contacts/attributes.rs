@@ -1,6 +1,8 @@
 //! Custom attributes defined per project (key and display name). Contacts carry string
 //! values; deleting a definition deletes its values.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use parley_entity::{attribute, contact_attribute};
 use sea_orm::{
@@ -125,11 +127,27 @@ pub async fn find<C: ConnectionTrait>(
         .ok_or(AppError::NotFound("attribute"))
 }
 
+/// The definition a key names (written as `key`, `Key` or `$Key`), or why there is none.
+pub fn lookup<'a>(
+    definitions: &'a HashMap<String, attribute::Model>,
+    field: &'static str,
+    key: &str,
+) -> AppResult<&'a attribute::Model> {
+    definitions
+        .get(&key.trim().trim_start_matches('$').to_lowercase())
+        .ok_or_else(|| {
+            AppError::bad_input(
+                field,
+                format!("no attribute {key} is defined in this project"),
+            )
+        })
+}
+
 /// The project's attributes by lowercased key.
 pub async fn by_key<C: ConnectionTrait>(
     conn: &C,
     project_id: Uuid,
-) -> AppResult<std::collections::HashMap<String, attribute::Model>> {
+) -> AppResult<HashMap<String, attribute::Model>> {
     Ok(attribute::Entity::find()
         .filter(attribute::Column::ProjectId.eq(project_id))
         .all(conn)

@@ -261,14 +261,7 @@ pub async fn set_attributes(
     let mut sets = Vec::new();
     let mut clears = Vec::new();
     for (key, value) in values {
-        let definition = definitions
-            .get(&key.trim().trim_start_matches('$').to_lowercase())
-            .ok_or_else(|| {
-                AppError::bad_input(
-                    "attributes",
-                    format!("no attribute {key} is defined in this project"),
-                )
-            })?;
+        let definition = attributes::lookup(&definitions, "attributes", &key)?;
         match value {
             Some(v) => sets.push((definition.clone(), attribute_value(&v)?)),
             None => clears.push(definition.clone()),
@@ -469,14 +462,7 @@ async fn resolve_attributes<C: ConnectionTrait>(
     values
         .into_iter()
         .map(|(key, value)| {
-            let definition = definitions
-                .get(&key.trim().trim_start_matches('$').to_lowercase())
-                .ok_or_else(|| {
-                    AppError::bad_input(
-                        "attributes",
-                        format!("no attribute {key} is defined in this project"),
-                    )
-                })?;
+            let definition = attributes::lookup(&definitions, "attributes", &key)?;
             Ok((definition.clone(), attribute_value(&value)?))
         })
         .collect()

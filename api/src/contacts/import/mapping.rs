@@ -86,9 +86,7 @@ pub fn resolve(
             Field::Source => mapping.source = Some(index),
             Field::FirstMessage => mapping.first_message = Some(index),
             Field::Attribute(key) => {
-                let definition = attributes
-                    .get(&key.trim().trim_start_matches('$').to_lowercase())
-                    .ok_or_else(|| bad(format!("no attribute {key} is defined in this project")))?;
+                let definition = crate::contacts::attributes::lookup(attributes, "mapping", key)?;
                 mapping.attributes.push((index, definition.id));
             }
         }
