@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{Any, CorsLayer},
+    limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
@@ -208,6 +209,8 @@ fn router(state: HttpState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(max_body))
+        // Also caps bodies read as streams (uploads).
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn(observability::track_http))
         .layer(cors)
         .layer(trace)

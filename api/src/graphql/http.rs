@@ -14,12 +14,14 @@ use async_graphql::{
     parser::types::{DocumentOperations, OperationType},
 };
 use axum::{
-    body::Bytes,
+    body::Body,
     extract::{FromRef, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
+use futures::TryStreamExt;
 use serde_json::json;
+use tokio_util::{compat::TokioAsyncReadCompatExt, io::StreamReader};
 
 use super::{AppSchema, request_data};
 use crate::{
@@ -137,7 +139,7 @@ pub async fn graphql_get(
 pub async fn graphql_post(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(media) = negotiate(header_text(&headers, header::ACCEPT)) else {
         return not_acceptable();
@@ -150,26 +152,29 @@ pub async fn graphql_post(
         .trim()
         .to_ascii_lowercase();
     let max_json = state.app.settings.graphql.max_body_bytes;
-    if essence == JSON && body.len() > max_json {
-        return request_error(
-            media,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BadUserInput,
-            &format!("the request body is larger than {max_json} bytes"),
-        );
-    }
     let parsed = match essence.as_str() {
-        JSON => serde_json::from_slice::<async_graphql::Request>(&body).map_err(|e| {
-            request_error(
-                media,
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                &format!("the body is not a GraphQL request in JSON: {e}"),
-            )
-        }),
+        JSON => {
+            let Ok(body) = axum::body::to_bytes(body, max_json).await else {
+                return request_error(
+                    media,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::BadUserInput,
+                    &format!("the request body is larger than {max_json} bytes"),
+                );
+            };
+            serde_json::from_slice::<async_graphql::Request>(&body).map_err(|e| {
+                request_error(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    &format!("the body is not a GraphQL request in JSON: {e}"),
+                )
+            })
+        }
+        // Streamed: an upload goes to a temporary file without being held in memory.
         "multipart/form-data" => async_graphql::http::receive_body(
             Some(content_type),
-            futures::io::Cursor::new(body.to_vec()),
+            StreamReader::new(body.into_data_stream().map_err(std::io::Error::other)).compat(),
             // Files a little over the limit still arrive, to fail their import with the
             // reason; far larger ones stop here.
             MultipartOptions::default()
