@@ -195,3 +195,29 @@ async fn the_protocol_closes_with_its_codes() {
     assert_eq!(silent.close_code().await, Some(4408));
     assert!(started.elapsed() >= Duration::from_millis(1500));
 }
+
+#[tokio::test]
+async fn a_deactivated_member_is_disconnected_at_once() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Revoke").await;
+    let (manager, manager_id) = app.add_member(&owner, "MANAGER").await;
+    let mut client = WsClient::connect(&app.ws_url()).await;
+    client.init(credentials(&manager)).await;
+    client.subscribe("1", CHANGES).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.gql("mutation($id: ID!) { deactivateMember(id: $id) { active } }")
+        .as_member(&owner)
+        .vars(json!({ "id": manager_id }))
+        .data()
+        .await;
+    assert_eq!(client.close_code().await, Some(4403));
+    // Reconnecting is refused now.
+    let mut again = WsClient::connect(&app.ws_url()).await;
+    again.init(credentials(&manager)).await;
+    again.subscribe("1", CHANGES).await;
+    let message = next_message(&mut again).await;
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{message}"
+    );
+}

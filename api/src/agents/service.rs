@@ -206,7 +206,10 @@ async fn publish(state: &AppState, kind: &str, member: &member::Model) {
         state,
         member.project_id,
         kind,
-        json!({ "memberId": member.id, "role": member.role, "active": member.active }),
+        json!({
+            "memberId": member.id, "userId": member.user_id,
+            "role": member.role, "active": member.active,
+        }),
     )
     .await;
 }

@@ -17,13 +17,17 @@ use axum::{
     http::HeaderMap,
     response::Response,
 };
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt, stream::BoxStream};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::{sync::mpsc, task::AbortHandle};
 
 use super::{http::HttpState, http::normalize_errors, request_data};
-use crate::auth::{RequestAuth, context::Credentials};
+use crate::{
+    auth::{RequestAuth, context::Credentials},
+    realtime::BusEvent,
+    state::AppState,
+};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -83,6 +87,8 @@ enum Outgoing {
 struct Connection {
     state: HttpState,
     auth: Option<RequestAuth>,
+    /// Ends the connection when the member's access in its project changes.
+    revocations: Option<BoxStream<'static, BusEvent>>,
     init_received: bool,
     subscriptions: HashMap<String, (u64, AbortHandle)>,
     generation: u64,
@@ -95,6 +101,7 @@ impl Connection {
         Self {
             state,
             auth: None,
+            revocations: None,
             init_received: false,
             subscriptions: HashMap::new(),
             generation: 0,
@@ -115,6 +122,11 @@ impl Connection {
                 tokio::select! {
                     () = &mut init_deadline, if !self.init_received => {
                         break Some((4408, "Connection initialisation timeout"));
+                    }
+                    Some(_) = next_revocation(&mut self.revocations) => {
+                        // Deactivated, or given another role: reconnect to get what the
+                        // member may see now.
+                        break Some((4403, "Forbidden"));
                     }
                     message = incoming.next() => {
                         let text = match message {
@@ -185,7 +197,10 @@ impl Connection {
                     self.auth = Some(RequestAuth::anonymous());
                 } else {
                     match RequestAuth::resolve(&self.state.app, credentials).await {
-                        Ok(auth) => self.auth = Some(auth),
+                        Ok(auth) => {
+                            self.revocations = watch_access(&self.state.app, &auth).await;
+                            self.auth = Some(auth);
+                        }
                         Err(_) => return Err((4403, "Forbidden")),
                     }
                 }
@@ -227,6 +242,34 @@ impl Connection {
                 Ok(vec![])
             }
         }
+    }
+}
+
+/// Changes to the caller's own membership in the selected project.
+async fn watch_access(
+    state: &AppState,
+    auth: &RequestAuth,
+) -> Option<BoxStream<'static, BusEvent>> {
+    let scope = auth.scope().ok()?;
+    let user_id = scope.user_id?.to_string();
+    let events = state.bus.subscribe(scope.project_id).await.ok()?;
+    Some(
+        events
+            .filter(move |e| {
+                let mine = matches!(
+                    e.topic.as_str(),
+                    "member.deactivated" | "member.role_changed"
+                ) && e.payload["userId"].as_str() == Some(user_id.as_str());
+                futures::future::ready(mine)
+            })
+            .boxed(),
+    )
+}
+
+async fn next_revocation(watch: &mut Option<BoxStream<'static, BusEvent>>) -> Option<BusEvent> {
+    match watch {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
     }
 }
 
