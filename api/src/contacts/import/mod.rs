@@ -239,6 +239,9 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         publish_progress(state, job.id).await;
     }
     parser.await.map_err(AppError::internal)?;
+    if postgres {
+        analyze(state).await;
+    }
     finish(state, job.id, COMPLETED, None).await
 }
 
@@ -312,6 +315,23 @@ fn apply_postgres<'a>(
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     })
+}
+
+/// Statistics after a bulk load; a failure only costs query plans, so it is logged.
+async fn analyze(state: &AppState) {
+    let result = async {
+        let mut conn = state
+            .db
+            .get_postgres_connection_pool()
+            .acquire()
+            .await
+            .map_err(|e| AppError::from(sea_orm::DbErr::Custom(e.to_string())))?;
+        postgres::analyze(&mut conn).await
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = ?err, "could not refresh statistics after an import");
+    }
 }
 
 fn file_error(e: FileError) -> AppError {
