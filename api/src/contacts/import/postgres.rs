@@ -133,15 +133,6 @@ pub async fn apply(
         warnings,
     } = prepared;
     stage(&mut *conn).await?;
-    // During a bulk load the tables' statistics lag far behind their size, and the planner
-    // then hash-joins a whole (huge) contacts table against a small batch. A batch is
-    // always small: look each row up through the (project_id, phone) index instead.
-    for setting in [
-        "SET LOCAL enable_hashjoin = off",
-        "SET LOCAL enable_mergejoin = off",
-    ] {
-        sqlx::query(setting).execute(&mut *conn).await.map_err(db)?;
-    }
 
     let mut rows = String::with_capacity(merged.len() * 160);
     let mut tags = String::new();
