@@ -564,3 +564,65 @@ async fn imports_run_in_the_embedded_mode_too() {
         (Some(6), Some(1), Some(6))
     );
 }
+
+#[tokio::test]
+async fn a_file_of_many_batches_imports_every_row_once() {
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let app = TestApp::spawn_with(mode, &shared, |s| s.imports.batch_rows = 1_000).await;
+    let owner = app.sign_up("Bulk").await;
+    define(&app, &owner, &["Gold", "Silver"], &["city", "plan"]).await;
+    // 12,000 rows: every 100th repeats an earlier phone from another batch, every 250th has
+    // no phone.
+    let mut csv = String::from("Name,Phone,Tags,City,Plan\n");
+    for i in 0..12_000u32 {
+        let phone = if i % 250 == 249 {
+            String::new()
+        } else if i % 100 == 99 {
+            format!("98{:08}", i - 99)
+        } else {
+            format!("98{i:08}")
+        };
+        csv.push_str(&format!(
+            "Person {i},{phone},Gold | Silver,City {},Plan {}\n",
+            i % 7,
+            i % 3
+        ));
+    }
+    let uploaded = upload(&app, &owner, "bulk.csv", csv.into_bytes()).await;
+    let mapping = json!([
+        { "column": "Name", "field": "NAME" },
+        { "column": "Phone", "field": "PHONE" },
+        { "column": "Tags", "field": "TAGS" },
+        { "column": "City", "field": "ATTRIBUTE", "attributeKey": "city" },
+        { "column": "Plan", "field": "ATTRIBUTE", "attributeKey": "plan" },
+    ]);
+    let job = run(
+        &app,
+        &owner,
+        uploaded["import"]["id"].as_str().unwrap(),
+        mapping,
+    )
+    .await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    // Rows without a phone fail; a repeated phone updates the contact its first row made
+    // (in the same batch below row 1,000, in an earlier batch after).
+    let failed = (0..12_000u32).filter(|i| i % 250 == 249).count() as i64;
+    let repeats = (0..12_000u32)
+        .filter(|i| i % 100 == 99 && i % 250 != 249)
+        .count() as i64;
+    assert_eq!(job["failed"], failed);
+    assert_eq!(job["updated"], repeats);
+    assert_eq!(job["added"], 12_000 - failed - repeats);
+    let count = app.gql("{ contactCount }").as_member(&owner).data().await;
+    assert_eq!(count["contactCount"], 12_000 - failed - repeats);
+    let sample = contact_by_phone(&app, &owner, "+919800005000").await;
+    assert_eq!(
+        sample["tags"],
+        json!([{ "name": "Gold" }, { "name": "Silver" }])
+    );
+    assert_eq!(
+        sample["attributes"],
+        json!([{ "key": "city", "value": "City 2" }, { "key": "plan", "value": "Plan 2" }])
+    );
+}
