@@ -616,13 +616,15 @@ async fn a_file_of_many_batches_imports_every_row_once() {
     assert_eq!(job["added"], 12_000 - failed - repeats);
     let count = app.gql("{ contactCount }").as_member(&owner).data().await;
     assert_eq!(count["contactCount"], 12_000 - failed - repeats);
+    // Row 5,099 repeats row 5,000's phone in a later batch: its cells won.
     let sample = contact_by_phone(&app, &owner, "+919800005000").await;
+    assert_eq!(sample["name"], "Person 5099");
     assert_eq!(
         sample["tags"],
         json!([{ "name": "Gold" }, { "name": "Silver" }])
     );
     assert_eq!(
         sample["attributes"],
-        json!([{ "key": "city", "value": "City 2" }, { "key": "plan", "value": "Plan 2" }])
+        json!([{ "key": "city", "value": "City 3" }, { "key": "plan", "value": "Plan 2" }])
     );
 }
