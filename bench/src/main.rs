@@ -1,0 +1,834 @@
+//! `parley-bench`: the contacts issue's speed and memory targets measured against the real
+//! services on this machine (PostgreSQL, Redis, ClickHouse) through the release server,
+//! each beside a reference measured in the same run. Run it through `scripts/bench`.
+//!
+//! Progress goes to stderr, the table to stdout, the report to docs/benchmarks.md.
+
+mod args;
+mod data;
+mod gql;
+mod load;
+mod pg;
+mod procfs;
+mod report;
+mod server;
+
+use std::{
+    fmt::Write as _,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::{
+    args::Args,
+    gql::Gql,
+    procfs::{CpuUse, cpu_snapshot, mb},
+    report::{CopyFigures, ExportFigures, ImportFigures, Machine, Results},
+    server::Server,
+};
+
+macro_rules! progress {
+    ($($t:tt)*) => {
+        eprintln!("[bench {}] {}", chrono::Local::now().format("%H:%M:%S"), format!($($t)*))
+    };
+}
+
+const SIGN_UP: &str =
+    "mutation($input: SignUpInput!) { signUp(input: $input) { token project { id } } }";
+const CREATE_TAG: &str = "mutation($name: String!) { createTag(input: { name: $name }) { id } }";
+const CREATE_ATTRIBUTE: &str = "mutation($key: String!, $displayName: String!) { \
+    createAttribute(key: $key, displayName: $displayName) { id } }";
+const UPLOAD: &str = "mutation($file: Upload!) { uploadContactImport(file: $file) { \
+    import { id status error totalRows } } }";
+const START: &str = "mutation($id: ID!, $mapping: [ColumnMappingInput!]!) { \
+    startContactImport(id: $id, mapping: $mapping) { id status } }";
+const POLL: &str = "query($id: ID!) { contactImport(id: $id) { \
+    status totalRows processedRows added failed error } }";
+const PAGE: &str = "{ contacts(first: 50) { edges { node { id name phone tags { name } \
+    attributes { key value } } } } }";
+const COUNT: &str = "{ contactCount }";
+const EXPORT: &str = "mutation { exportContacts { url } }";
+
+struct Bench {
+    args: Args,
+    work_dir: PathBuf,
+    own_work_dir: bool,
+    database: String,
+    database_created: bool,
+    clickhouse_database: String,
+    server: Option<Server>,
+    pgbench: PathBuf,
+    cores: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut bench = match Bench::prepare(args) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("parley-bench: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut results = Results {
+        rows: bench.args.rows,
+        seconds: bench.args.seconds,
+        concurrency: bench.args.concurrency,
+        command: bench.args.command.clone(),
+        ..Default::default()
+    };
+    let outcome = tokio::select! {
+        r = bench.run(&mut results) => r,
+        s = stop_signal() => Err(anyhow::anyhow!("stopped by {s}")),
+    };
+    bench.cleanup().await;
+    if let Err(e) = &outcome {
+        progress!("FAILED: {e:#}");
+        results.error = Some(format!("{e:#}"));
+    }
+    println!("{}", results.table());
+    if let Some(path) = &bench.args.report {
+        match std::fs::write(path, results.markdown()) {
+            Ok(()) => progress!("report written to {}", path.display()),
+            Err(e) => progress!("could not write {}: {e}", path.display()),
+        }
+    }
+    if outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = hup.recv() => "SIGHUP",
+    }
+}
+
+impl Bench {
+    fn prepare(args: Args) -> anyhow::Result<Self> {
+        let suffix = format!(
+            "{}_{}",
+            chrono::Utc::now().format("%Y%m%d%H%M%S"),
+            std::process::id()
+        );
+        let (work_dir, own_work_dir) = match &args.work_dir {
+            Some(d) => (d.clone(), false),
+            None => (
+                std::env::temp_dir().join(format!("parley-bench-{suffix}")),
+                true,
+            ),
+        };
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
+        let pgbench = pg::find_pgbench(args.pgbench.as_deref())?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            args,
+            work_dir,
+            own_work_dir,
+            database: format!("parley_bench_{suffix}"),
+            database_created: false,
+            clickhouse_database: format!("parley_bench_{suffix}"),
+            server: None,
+            pgbench,
+            cores,
+        })
+    }
+
+    /// Records a name for the script's exit trap, in case this process is killed.
+    fn remember(&self, file: &str, value: &str) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.work_dir.join(file))
+        {
+            let _ = writeln!(f, "{value}");
+        }
+    }
+
+    async fn run(&mut self, r: &mut Results) -> anyhow::Result<()> {
+        r.machine = machine().await;
+        progress!(
+            "{} rows, load tests {} s × {} connections; work dir {}",
+            self.args.rows,
+            self.args.seconds,
+            self.args.concurrency,
+            self.work_dir.display()
+        );
+
+        self.remember("databases", &self.database);
+        self.remember("clickhouse_databases", &self.clickhouse_database);
+        pg::sql("postgres", &format!("CREATE DATABASE {}", self.database)).await?;
+        self.database_created = true;
+        progress!("database {} created; starting the server", self.database);
+
+        let server = Server::start(server::Config {
+            binary: &self.args.server,
+            work_dir: &self.work_dir,
+            database_url: pg::url(&self.database),
+            clickhouse_database: self.clickhouse_database.clone(),
+            jwt_secret: format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
+        })
+        .await?;
+        let pid = server.pid;
+        let base = server.base.clone();
+        self.server = Some(server);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        r.idle = procfs::memory(pid);
+        progress!(
+            "server up at {base} (pid {pid}), idle VmRSS {:.0} MB",
+            r.idle.map_or(0.0, |m| mb(m.rss_kb))
+        );
+
+        let mut gql = Gql::new(&base)?;
+        let signed = gql
+            .run(
+                SIGN_UP,
+                json!({ "input": {
+                    "username": "bench-owner", "displayName": "Bench Owner",
+                    "password": "a long bench password", "projectName": "Bench",
+                }}),
+            )
+            .await
+            .context("signUp")?;
+        gql.token = signed["signUp"]["token"].as_str().map(str::to_owned);
+        let project_id = str_at(&signed, "/signUp/project/id")?;
+        gql.project_id = Some(project_id.clone());
+        let mut tag_ids = Vec::new();
+        for name in data::TAGS {
+            let d = gql.run(CREATE_TAG, json!({ "name": name })).await?;
+            tag_ids.push(str_at(&d, "/createTag/id")?);
+        }
+        let mut attribute_ids = Vec::new();
+        for key in data::ATTRIBUTES {
+            let d = gql
+                .run(CREATE_ATTRIBUTE, json!({ "key": key, "displayName": key }))
+                .await?;
+            attribute_ids.push(str_at(&d, "/createAttribute/id")?);
+        }
+
+        progress!("generating {} rows", self.args.rows);
+        let ids = data::Ids {
+            project_id: project_id.clone(),
+            tag_ids,
+            attribute_ids,
+        };
+        let (rows, dir) = (self.args.rows, self.work_dir.clone());
+        let generated =
+            tokio::task::spawn_blocking(move || data::generate(rows, &ids, &dir)).await??;
+        r.csv_bytes = generated.csv.len() as u64;
+        progress!(
+            "CSV {:.1} MB; COPY files {:.1} MB",
+            r.csv_bytes as f64 / 1e6,
+            generated.copy_bytes as f64 / 1e6
+        );
+
+        let csv = generated.csv;
+        let import = self.import(&gql, pid, csv).await?;
+        let completed = import.status == "COMPLETED";
+        let import_status = format!(
+            "{} ({} of {} rows, error {:?})",
+            import.status, import.processed, import.total_rows, import.error
+        );
+        r.import = Some(import);
+        if !completed {
+            let log = server::log_tail(&self.work_dir);
+            progress!("the server's log ends with:\n{log}");
+            let errors: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("error"))
+                .collect();
+            if let Some(last) = errors.last() {
+                r.notes.push(format!(
+                    "the server logged: `{}`",
+                    last.chars()
+                        .take(1500)
+                        .collect::<String>()
+                        .replace('`', "'")
+                ));
+            }
+            bail!("the import did not complete: {import_status}");
+        }
+        let drained = self.wait_for_outbox().await;
+        if let Some(i) = r.import.as_mut() {
+            i.outbox_drain_s = drained;
+        }
+        let count = gql.run(COUNT, json!({})).await?["contactCount"]
+            .as_u64()
+            .unwrap_or(0);
+        if count != self.args.rows {
+            r.notes.push(format!(
+                "the project holds {count} contacts after the import, not {}",
+                self.args.rows
+            ));
+        }
+
+        // Right after a bulk load the tables have no statistics until autovacuum analyzes
+        // them (within about a minute): one connection's latency in that state, then the
+        // analyze autovacuum would do, so that the load tests see the steady state.
+        r.page_before_analyze = Some(self.page_probe(&gql).await?);
+        let analyzed = Instant::now();
+        pg::sql(
+            &self.database,
+            "VACUUM (ANALYZE) contacts, contact_tags, contact_attributes, tags, attributes",
+        )
+        .await?;
+        r.analyze_s = Some(analyzed.elapsed().as_secs_f64());
+        progress!(
+            "VACUUM (ANALYZE) in {:.1} s",
+            analyzed.elapsed().as_secs_f64()
+        );
+
+        r.page = Some(self.page_load(&gql, pid).await?);
+        let (script, pgbench) = self.pgbench_reference(&project_id, pid).await?;
+        r.pgbench_script = script;
+        r.pgbench = Some(pgbench);
+        r.export = Some(self.export(&gql, pid).await?);
+        r.copy = Some(
+            self.copy_reference(
+                &generated.contacts_file,
+                &generated.tags_file,
+                &generated.attributes_file,
+                generated.copy_bytes,
+                pid,
+            )
+            .await?,
+        );
+        for f in [
+            &generated.contacts_file,
+            &generated.tags_file,
+            &generated.attributes_file,
+        ] {
+            let _ = std::fs::remove_file(f);
+        }
+        r.notes.push(format!(
+            "the server's database pool has its default size (DATABASE_MAX_CONNECTIONS=20); \
+             the load tests use {} connections",
+            self.args.concurrency
+        ));
+        Ok(())
+    }
+
+    async fn import(&self, gql: &Gql, pid: u32, csv: Vec<u8>) -> anyhow::Result<ImportFigures> {
+        // Both write phases (import and COPY) start after a checkpoint.
+        pg::sql(&self.database, "CHECKPOINT").await?;
+        let sampler = procfs::Sampler::start(pid);
+        progress!("uploading {:.1} MB", csv.len() as f64 / 1e6);
+        let uploaded_at = Instant::now();
+        let up = gql.upload(UPLOAD, "contacts.csv", csv).await?;
+        let upload_s = uploaded_at.elapsed().as_secs_f64();
+        let hwm_after_upload_kb = procfs::memory(pid).map_or(0, |m| m.hwm_kb);
+        let job = &up["uploadContactImport"]["import"];
+        if job["status"] != "UPLOADED" {
+            bail!("the upload was refused: {job}");
+        }
+        let id = str_at(job, "/id")?;
+        progress!(
+            "uploaded in {upload_s:.1} s ({} rows); VmHWM {:.0} MB; starting the import",
+            job["totalRows"],
+            mb(hwm_after_upload_kb)
+        );
+        let mapping = json!([
+            { "column": "Name", "field": "NAME" },
+            { "column": "Phone", "field": "PHONE" },
+            { "column": "Tags", "field": "TAGS" },
+            { "column": "City", "field": "ATTRIBUTE", "attributeKey": "City" },
+            { "column": "Email", "field": "ATTRIBUTE", "attributeKey": "Email" },
+            { "column": "Plan", "field": "ATTRIBUTE", "attributeKey": "Plan" },
+        ]);
+        let activity = pg::ActivitySampler::start(&self.database);
+        let cpu_start = cpu_snapshot();
+        let started = Instant::now();
+        gql.run(START, json!({ "id": id, "mapping": mapping }))
+            .await
+            .context("startContactImport")?;
+        let mut last_report = Instant::now();
+        let mut state;
+        // Bounded by --import-timeout; a poll every 100 ms.
+        loop {
+            state = gql.run(POLL, json!({ "id": id })).await?["contactImport"].take();
+            let status = state["status"].as_str().unwrap_or_default();
+            if status == "COMPLETED" || status == "FAILED" {
+                break;
+            }
+            if started.elapsed() > self.args.import_timeout {
+                progress!(
+                    "the import is still {status} after {:?}: stopping the run",
+                    self.args.import_timeout
+                );
+                break;
+            }
+            if last_report.elapsed() >= Duration::from_secs(5) {
+                last_report = Instant::now();
+                let done = state["processedRows"].as_i64().unwrap_or(0);
+                progress!(
+                    "import {status}: {done} of {} rows, {:.0} rows/s, VmRSS {:.0} MB",
+                    state["totalRows"],
+                    done as f64 / started.elapsed().as_secs_f64(),
+                    procfs::memory(pid).map_or(0.0, |m| mb(m.rss_kb))
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let wall_s = started.elapsed().as_secs_f64();
+        let cpu = CpuUse::between(&cpu_start, &cpu_snapshot(), pid);
+        let (sampled_peak, samples) = sampler.finish().await;
+        let statements = activity.finish().await;
+        let now = procfs::memory(pid).unwrap_or_default();
+        let status = state["status"].as_str().unwrap_or("UNKNOWN").to_owned();
+        progress!(
+            "import {status} in {wall_s:.1} s; VmHWM {:.0} MB; CPU: {}",
+            mb(now.hwm_kb),
+            cpu.describe(self.cores)
+        );
+        Ok(ImportFigures {
+            upload_s,
+            wall_s,
+            status: if status == "COMPLETED" || status == "FAILED" {
+                status
+            } else {
+                format!("still {status}")
+            },
+            total_rows: state["totalRows"].as_i64().unwrap_or(0),
+            processed: state["processedRows"].as_i64().unwrap_or(0),
+            added: state["added"].as_i64().unwrap_or(0),
+            failed: state["failed"].as_i64().unwrap_or(0),
+            error: state["error"].as_str().map(str::to_owned),
+            hwm_after_upload_kb,
+            hwm_end_kb: now.hwm_kb,
+            sampled_peak,
+            samples,
+            cpu,
+            rss_after_kb: now.rss_kb,
+            outbox_drain_s: None,
+            statements,
+        })
+    }
+
+    /// Waits (at most 5 minutes) until the analytics shipper has sent every event.
+    async fn wait_for_outbox(&self) -> Option<f64> {
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        while started.elapsed() < Duration::from_secs(300) {
+            let pending = pg::sql(
+                &self.database,
+                "SELECT count(*) FROM analytics_outbox WHERE shipped_at IS NULL",
+            )
+            .await
+            .ok()?;
+            if pending == "0" {
+                let s = started.elapsed().as_secs_f64();
+                progress!("analytics outbox shipped {s:.1} s after the import");
+                return Some(s);
+            }
+            if last_report.elapsed() >= Duration::from_secs(5) {
+                last_report = Instant::now();
+                progress!("waiting for the analytics outbox: {pending} events pending");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        None
+    }
+
+    fn page_headers(gql: &Gql) -> [(&'static str, String); 3] {
+        [
+            (
+                "authorization",
+                format!("Bearer {}", gql.token.clone().unwrap_or_default()),
+            ),
+            ("x-project-id", gql.project_id.clone().unwrap_or_default()),
+            ("accept", "application/graphql-response+json".to_owned()),
+        ]
+    }
+
+    /// The page from one connection for 2 s.
+    async fn page_probe(&self, gql: &Gql) -> anyhow::Result<load::LoadResult> {
+        let result = load::run(
+            &gql.url("/graphql"),
+            &Self::page_headers(gql),
+            json!({ "query": PAGE }).to_string(),
+            1,
+            Duration::ZERO,
+            Duration::from_secs(2),
+        )
+        .await?;
+        progress!(
+            "page before ANALYZE, 1 connection: {:.0} req/s, p50 {:.1} ms",
+            result.rps,
+            result.p50_ms
+        );
+        Ok(result)
+    }
+
+    async fn page_load(&self, gql: &Gql, pid: u32) -> anyhow::Result<(load::LoadResult, CpuUse)> {
+        let page = gql.run(PAGE, json!({})).await?;
+        let edges = page["contacts"]["edges"]
+            .as_array()
+            .context("contacts.edges")?;
+        let complete = edges.iter().all(|e| {
+            e["node"]["tags"].as_array().is_some_and(|t| t.len() == 2)
+                && e["node"]["attributes"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 3)
+        });
+        if edges.len() != 50 || !complete {
+            bail!("the page is not 50 contacts with 2 tags and 3 attributes each: {page}");
+        }
+        progress!(
+            "page load: {} connections for {} s",
+            self.args.concurrency,
+            self.args.seconds
+        );
+        let headers = Self::page_headers(gql);
+        let cpu_start = cpu_snapshot();
+        let result = load::run(
+            &gql.url("/graphql"),
+            &headers,
+            json!({ "query": PAGE }).to_string(),
+            self.args.concurrency,
+            Duration::from_secs(1),
+            Duration::from_secs(self.args.seconds),
+        )
+        .await?;
+        let cpu = CpuUse::between(&cpu_start, &cpu_snapshot(), pid);
+        progress!(
+            "page: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, {} errors; CPU: {}",
+            result.rps,
+            result.p50_ms,
+            result.p99_ms,
+            result.errors,
+            cpu.describe(self.cores)
+        );
+        Ok((result, cpu))
+    }
+
+    async fn pgbench_reference(
+        &self,
+        project_id: &str,
+        pid: u32,
+    ) -> anyhow::Result<(String, (pg::PgbenchResult, CpuUse))> {
+        let ids = pg::sql(
+            &self.database,
+            &format!(
+                "SELECT string_agg(quote_literal(id::text), ', ') FROM \
+                 (SELECT id FROM contacts WHERE project_id = '{project_id}' ORDER BY id LIMIT 50) p"
+            ),
+        )
+        .await?;
+        let p = project_id;
+        // The statements sea-orm sends for the page and its two DataLoaders.
+        let mut script = String::new();
+        let _ = writeln!(
+            script,
+            "SELECT \"contacts\".\"id\", \"contacts\".\"project_id\", \"contacts\".\"name\", \
+             \"contacts\".\"phone\", \"contacts\".\"bsuid\", \"contacts\".\"source\", \
+             \"contacts\".\"first_message_tag_id\", \"contacts\".\"opted_in\", \
+             \"contacts\".\"opted_in_at\", \"contacts\".\"opted_in_source\", \
+             \"contacts\".\"incoming_blocked\", \"contacts\".\"state\", \
+             \"contacts\".\"last_active_at\", \"contacts\".\"created_at\", \
+             \"contacts\".\"updated_at\" FROM \"contacts\" WHERE \"contacts\".\"project_id\" = \
+             '{p}' ORDER BY \"contacts\".\"id\" ASC LIMIT 51;"
+        );
+        let _ = writeln!(
+            script,
+            "SELECT \"contact_tags\".\"contact_id\" AS \"A_contact_id\", \
+             \"contact_tags\".\"tag_id\" AS \"A_tag_id\", \"contact_tags\".\"project_id\" AS \
+             \"A_project_id\", \"contact_tags\".\"added_at\" AS \"A_added_at\", \
+             \"contact_tags\".\"added_by\" AS \"A_added_by\", \"tags\".\"id\" AS \"B_id\", \
+             \"tags\".\"project_id\" AS \"B_project_id\", \"tags\".\"name\" AS \"B_name\", \
+             \"tags\".\"name_key\" AS \"B_name_key\", \"tags\".\"kind\" AS \"B_kind\", \
+             \"tags\".\"first_message_keywords\" AS \"B_first_message_keywords\", \
+             \"tags\".\"created_at\" AS \"B_created_at\" FROM \"contact_tags\" LEFT JOIN \
+             \"tags\" ON \"contact_tags\".\"tag_id\" = \"tags\".\"id\" WHERE \
+             \"contact_tags\".\"project_id\" = '{p}' AND \"contact_tags\".\"contact_id\" IN \
+             ({ids}) ORDER BY \"tags\".\"name_key\" ASC;"
+        );
+        let _ = writeln!(
+            script,
+            "SELECT \"contact_attributes\".\"contact_id\" AS \"A_contact_id\", \
+             \"contact_attributes\".\"attribute_id\" AS \"A_attribute_id\", \
+             \"contact_attributes\".\"project_id\" AS \"A_project_id\", \
+             \"contact_attributes\".\"value\" AS \"A_value\", \"attributes\".\"id\" AS \"B_id\", \
+             \"attributes\".\"project_id\" AS \"B_project_id\", \"attributes\".\"key\" AS \
+             \"B_key\", \"attributes\".\"key_lower\" AS \"B_key_lower\", \
+             \"attributes\".\"display_name\" AS \"B_display_name\", \"attributes\".\"created_at\" \
+             AS \"B_created_at\" FROM \"contact_attributes\" LEFT JOIN \"attributes\" ON \
+             \"contact_attributes\".\"attribute_id\" = \"attributes\".\"id\" WHERE \
+             \"contact_attributes\".\"project_id\" = '{p}' AND \
+             \"contact_attributes\".\"contact_id\" IN ({ids}) ORDER BY \
+             \"attributes\".\"key_lower\" ASC;"
+        );
+        let file = self.work_dir.join("page.sql");
+        std::fs::write(&file, &script)?;
+        let log_dir = self.work_dir.join("pgbench");
+        std::fs::create_dir_all(&log_dir)?;
+        progress!(
+            "pgbench: {} clients for {} s",
+            self.args.concurrency,
+            self.args.seconds
+        );
+        let cpu_start = cpu_snapshot();
+        let result = pg::pgbench(
+            &self.pgbench,
+            &self.database,
+            &file,
+            self.args.concurrency,
+            self.args.seconds,
+            &log_dir,
+        )
+        .await?;
+        let cpu = CpuUse::between(&cpu_start, &cpu_snapshot(), pid);
+        progress!(
+            "pgbench: {:.0} tps, p50 {:.1} ms, p99 {:.1} ms",
+            result.tps,
+            result.p50_ms,
+            result.p99_ms
+        );
+        // Shown with the literal ids shortened.
+        let shown = script.replace(&ids, "<the page's 50 contact ids>");
+        Ok((shown, (result, cpu)))
+    }
+
+    async fn export(&self, gql: &Gql, pid: u32) -> anyhow::Result<ExportFigures> {
+        let link = gql.run(EXPORT, json!({})).await?;
+        let url = gql.url(&str_at(&link, "/exportContacts/url")?);
+        progress!("export: streaming the CSV");
+        let cpu_start = cpu_snapshot();
+        let started = Instant::now();
+        let mut response = gql.http.get(&url).send().await?;
+        if !response.status().is_success() {
+            bail!("export download: HTTP {}", response.status());
+        }
+        let (mut bytes, mut newlines) = (0u64, 0u64);
+        // Bounded by the client's 600 s timeout.
+        while let Some(chunk) = response.chunk().await? {
+            bytes += chunk.len() as u64;
+            newlines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu = CpuUse::between(&cpu_start, &cpu_snapshot(), pid);
+        let rows = newlines.saturating_sub(1);
+        progress!(
+            "export: {rows} rows in {seconds:.1} s ({:.0} rows/s); CPU: {}",
+            rows as f64 / seconds,
+            cpu.describe(self.cores)
+        );
+        Ok(ExportFigures {
+            rows,
+            bytes,
+            seconds,
+            cpu,
+            hwm_end_kb: procfs::memory(pid).map_or(0, |m| m.hwm_kb),
+        })
+    }
+
+    async fn copy_reference(
+        &self,
+        contacts: &std::path::Path,
+        tags: &std::path::Path,
+        attributes: &std::path::Path,
+        bytes: u64,
+        pid: u32,
+    ) -> anyhow::Result<CopyFigures> {
+        pg::sql(
+            &self.database,
+            "CREATE SCHEMA bench_ref; \
+             CREATE TABLE bench_ref.bench_contacts (LIKE public.contacts INCLUDING ALL); \
+             CREATE TABLE bench_ref.bench_contact_tags (LIKE public.contact_tags INCLUDING ALL); \
+             CREATE TABLE bench_ref.bench_contact_attributes \
+               (LIKE public.contact_attributes INCLUDING ALL); \
+             CHECKPOINT",
+        )
+        .await?;
+        let copy = |table: &str, columns: &str, file: &std::path::Path| {
+            format!(
+                "\\copy bench_ref.{table} ({columns}) FROM '{}' WITH (FORMAT csv)",
+                file.display()
+            )
+        };
+        let commands = [
+            copy("bench_contacts", data::CONTACT_COLUMNS, contacts),
+            copy("bench_contact_tags", data::TAG_COLUMNS, tags),
+            copy(
+                "bench_contact_attributes",
+                data::ATTRIBUTE_COLUMNS,
+                attributes,
+            ),
+        ];
+        progress!("COPY reference: {:.0} MB", bytes as f64 / 1e6);
+        let cpu_start = cpu_snapshot();
+        let psql_before = pg::children_cpu_s();
+        let elapsed =
+            pg::timed_session(&self.database, &commands, Duration::from_secs(900)).await?;
+        let psql_cpu_s = pg::children_cpu_s() - psql_before;
+        let cpu = CpuUse::between(&cpu_start, &cpu_snapshot(), pid);
+        let counts = pg::sql(
+            &self.database,
+            "SELECT (SELECT count(*) FROM bench_ref.bench_contacts) || ' ' || \
+             ((SELECT count(*) FROM bench_ref.bench_contact_tags) + \
+              (SELECT count(*) FROM bench_ref.bench_contact_attributes))",
+        )
+        .await?;
+        let mut parts = counts
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        let (rows, link_rows) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        let seconds = elapsed.as_secs_f64();
+        progress!(
+            "COPY: {rows} contacts + {link_rows} links in {seconds:.1} s; CPU: {}",
+            cpu.describe(self.cores)
+        );
+        Ok(CopyFigures {
+            seconds,
+            rows,
+            link_rows,
+            bytes,
+            cpu,
+            psql_cpu_s,
+        })
+    }
+
+    /// Stops the server and drops what the run created. Every step is bounded.
+    async fn cleanup(&mut self) {
+        if let Some(server) = self.server.take() {
+            progress!("stopping the server");
+            server.stop().await;
+        }
+        if self.database_created && self.args.keep_database {
+            progress!("database {} kept (--keep-database)", self.database);
+        } else if self.database_created {
+            match pg::sql(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+            )
+            .await
+            {
+                Ok(_) => progress!("database {} dropped", self.database),
+                Err(e) => progress!("could not drop {}: {e:#}", self.database),
+            }
+        }
+        let dropped = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map(|c| {
+                c.post("http://127.0.0.1:8123/")
+                    .body(format!(
+                        "DROP DATABASE IF EXISTS `{}`",
+                        self.clickhouse_database
+                    ))
+                    .send()
+            });
+        if let Ok(send) = dropped {
+            match send.await {
+                Ok(r) if r.status().is_success() => {
+                    progress!("ClickHouse database {} dropped", self.clickhouse_database)
+                }
+                Ok(r) => progress!("ClickHouse drop: HTTP {}", r.status()),
+                Err(e) => progress!("ClickHouse drop: {e}"),
+            }
+        }
+        if self.own_work_dir {
+            let _ = std::fs::remove_dir_all(&self.work_dir);
+        } else {
+            for f in [
+                "ref_contacts.csv",
+                "ref_contact_tags.csv",
+                "ref_contact_attributes.csv",
+            ] {
+                let _ = std::fs::remove_file(self.work_dir.join(f));
+            }
+        }
+    }
+}
+
+fn str_at(value: &Value, pointer: &str) -> anyhow::Result<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("no {pointer} in {value}"))
+}
+
+async fn machine() -> Machine {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_owned(), |s| s.trim().to_owned());
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let postgres = pg::sql("postgres", "SHOW server_version")
+        .await
+        .unwrap_or_else(|_| "?".into());
+    let clickhouse = async {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?
+            .get("http://127.0.0.1:8123/?query=SELECT%20version()")
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+    .await
+    .map_or("?".to_owned(), |v| v.trim().to_owned());
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = match (
+        git(&["rev-parse", "--short", "HEAD"]),
+        git(&["status", "--porcelain"]),
+    ) {
+        (Some(c), Some(s)) if !s.is_empty() => format!("commit {c} with uncommitted changes"),
+        (Some(c), _) => format!("commit {c}"),
+        _ => "an unknown commit".to_owned(),
+    };
+    Machine {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_gib,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        postgres,
+        clickhouse,
+        commit,
+    }
+}
