@@ -88,9 +88,13 @@ async fn main() -> ExitCode {
         command: bench.args.command.clone(),
         ..Default::default()
     };
+    let mut interrupted = false;
     let outcome = tokio::select! {
         r = bench.run(&mut results) => r,
-        s = stop_signal() => Err(anyhow::anyhow!("stopped by {s}")),
+        s = stop_signal() => {
+            interrupted = true;
+            Err(anyhow::anyhow!("stopped by {s}"))
+        }
     };
     bench.cleanup().await;
     if let Err(e) = &outcome {
@@ -98,7 +102,10 @@ async fn main() -> ExitCode {
         results.error = Some(format!("{e:#}"));
     }
     println!("{}", results.table());
-    if let Some(path) = &bench.args.report {
+    if interrupted {
+        // An interrupted run measured nothing worth keeping: the last report stays.
+        progress!("interrupted: the report was not written");
+    } else if let Some(path) = &bench.args.report {
         match std::fs::write(path, results.markdown()) {
             Ok(()) => progress!("report written to {}", path.display()),
             Err(e) => progress!("could not write {}: {e}", path.display()),
@@ -790,6 +797,16 @@ async fn machine() -> Machine {
     let postgres = pg::sql("postgres", "SHOW server_version")
         .await
         .unwrap_or_else(|_| "?".into());
+    let settings = pg::sql(
+        "postgres",
+        "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) \
+         FROM unnest(ARRAY['autovacuum', 'shared_buffers', 'max_wal_size', \
+           'synchronous_commit', 'work_mem']) AS name",
+    )
+    .await
+    .unwrap_or_default();
+    let autovacuum = !settings.contains("autovacuum=off");
+    let postgres_settings = settings.replace(' ', ", ").replace('=', " ");
     let clickhouse = async {
         reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -828,6 +845,8 @@ async fn machine() -> Machine {
         memory_gib,
         kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
         postgres,
+        postgres_settings,
+        autovacuum,
         clickhouse,
         commit,
     }

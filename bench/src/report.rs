@@ -23,6 +23,9 @@ pub struct Machine {
     pub memory_gib: f64,
     pub kernel: String,
     pub postgres: String,
+    /// The settings that matter for bulk loads, e.g. "autovacuum off, shared_buffers 128MB".
+    pub postgres_settings: String,
+    pub autovacuum: bool,
     pub clickhouse: String,
     pub commit: String,
 }
@@ -327,9 +330,9 @@ impl Results {
         );
         let _ = writeln!(
             out,
-            "- **Services:** PostgreSQL {}, ClickHouse {}, Redis; server `target/release/parley` \
-             at {}",
-            m.postgres, m.clickhouse, m.commit
+            "- **Services:** PostgreSQL {} ({}), ClickHouse {}, Redis; server \
+             `target/release/parley` at {}",
+            m.postgres, m.postgres_settings, m.clickhouse, m.commit
         );
         let _ = writeln!(
             out,
@@ -509,11 +512,16 @@ impl Results {
         if let Some(l) = &self.page_before_analyze {
             let _ = writeln!(
                 out,
-                "\n- Right after the import the tables have no planner statistics yet \
-                 (autovacuum analyzes them within about a minute): from one connection the \
-                 page then answered {} times in 2 s (p50 {:.1} ms). The bench then runs \
-                 `VACUUM (ANALYZE)` on contacts, contact_tags, contact_attributes, tags and \
-                 attributes ({}), so that both the load test and pgbench see the steady state.",
+                "\n- Right after the import the tables may lack planner statistics ({}): \
+                 from one connection the page then answered {} times in 2 s (p50 {:.1} ms). \
+                 The bench then runs `VACUUM (ANALYZE)` on contacts, contact_tags, \
+                 contact_attributes, tags and attributes ({}), so that both the load test \
+                 and pgbench see the steady state.",
+                if self.machine.autovacuum {
+                    "autovacuum analyzes them within about a minute"
+                } else {
+                    "autovacuum is off on this server: only an explicit ANALYZE refreshes them"
+                },
                 l.requests,
                 l.p50_ms,
                 self.analyze_s

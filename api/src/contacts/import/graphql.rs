@@ -255,7 +255,9 @@ impl ImportMutation {
             .map_err(|e| AppError::bad_input("file", e.to_string()))?;
         let file_name = value.filename.clone();
         let max = app_state(ctx).settings.imports.max_bytes;
-        let mut bytes = Vec::new();
+        // Sized up front: growing a buffer of many megabytes by doubling copies it each time.
+        let size = value.size().unwrap_or(0).min(max as u64 + 1) as usize;
+        let mut bytes = Vec::with_capacity(size);
         value
             .into_read()
             .take(max as u64 + 1)
