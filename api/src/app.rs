@@ -150,6 +150,7 @@ impl Application {
             ShipperConfig {
                 batch_size: settings.analytics.batch_size,
                 flush_interval: settings.analytics.flush_interval,
+                poll_interval: settings.analytics.poll_interval,
                 ..ShipperConfig::default()
             },
         );

@@ -53,6 +53,8 @@ pub struct ClickHouseSettings {
 pub struct AnalyticsSettings {
     pub batch_size: usize,
     pub flush_interval: Duration,
+    /// How often the shipper looks at the outbox when idle.
+    pub poll_interval: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -100,6 +102,7 @@ impl Default for Settings {
             analytics: AnalyticsSettings {
                 batch_size: 10_000,
                 flush_interval: Duration::from_secs(1),
+                poll_interval: Duration::from_millis(200),
             },
             jwt: JwtSettings {
                 secret: None,
