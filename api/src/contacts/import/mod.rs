@@ -225,14 +225,7 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
     });
     let postgres =
         sea_orm::ConnectionTrait::get_database_backend(&state.db) == sea_orm::DbBackend::Postgres;
-    let mut batches_done = 0u64;
     while let Some((processed, results)) = parsed.recv().await {
-        // The statistics of a fast-growing table lag behind it: refresh them as it doubles
-        // (after batches 1, 2, 4, 8, …), so each batch's plans fit the table's real size.
-        if postgres && batches_done.is_power_of_two() {
-            analyze(state).await;
-        }
-        batches_done += 1;
         let prepared = batch::prepare(results);
         let still_running = if postgres {
             apply_postgres(state, job.project_id, job.id, processed, prepared).await?

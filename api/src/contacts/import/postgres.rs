@@ -133,13 +133,6 @@ pub async fn apply(
         warnings,
     } = prepared;
     stage(&mut *conn).await?;
-    // Plan each batch's statements afresh: a plan cached while the tables were small (a
-    // hash join over all contacts, say) would be reused as they grow and make a large
-    // import quadratic.
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
 
     let mut rows = String::with_capacity(merged.len() * 160);
     let mut tags = String::new();
