@@ -223,6 +223,23 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
             }
         }
     });
+    // The heartbeat is kept fresh apart from the batches, so that a slow batch never looks
+    // like a dead runner to `resume_stalled` (which would start a second one).
+    let heartbeat = {
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(STALE_AFTER / 4).await;
+                let _ = import_job::Entity::update_many()
+                    .col_expr(import_job::Column::HeartbeatAt, Expr::value(Utc::now()))
+                    .filter(import_job::Column::Id.eq(job_id))
+                    .filter(import_job::Column::Status.eq(RUNNING))
+                    .exec(&db)
+                    .await;
+            }
+        })
+    };
+    let _stop_heartbeat = AbortOnDrop(heartbeat);
     let postgres =
         sea_orm::ConnectionTrait::get_database_backend(&state.db) == sea_orm::DbBackend::Postgres;
     while let Some((processed, results)) = parsed.recv().await {
@@ -331,6 +348,14 @@ async fn analyze(state: &AppState) {
     .await;
     if let Err(err) = result {
         tracing::warn!(error = ?err, "could not refresh statistics after an import");
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
