@@ -39,6 +39,9 @@ pub struct ImportSettings {
     pub max_rows: u64,
     /// Rows applied per transaction (and between progress reports).
     pub batch_rows: usize,
+    /// Uploaded files are stored and read back in pieces of this size, so memory stays
+    /// flat whatever the file's size.
+    pub chunk_bytes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -127,6 +130,7 @@ impl Default for Settings {
                 max_bytes: 100 * 1024 * 1024,
                 max_rows: 2_000_000,
                 batch_rows: 5_000,
+                chunk_bytes: 1024 * 1024,
             },
         }
     }
@@ -222,6 +226,9 @@ impl Settings {
         if let Some(v) = parse("IMPORT_BATCH_ROWS") {
             s.imports.batch_rows = number("IMPORT_BATCH_ROWS", &v)?;
         }
+        if let Some(v) = parse("IMPORT_CHUNK_BYTES") {
+            s.imports.chunk_bytes = number("IMPORT_CHUNK_BYTES", &v)?;
+        }
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;
         }
@@ -247,6 +254,9 @@ impl Settings {
                 "GRAPHQL_MAX_DEPTH must be at least 15 and GRAPHQL_MAX_COMPLEXITY at least 220, \
                  or standard introspection stops working"
             );
+        }
+        if self.imports.chunk_bytes == 0 {
+            bail!("IMPORT_CHUNK_BYTES must be at least 1");
         }
         Ok(())
     }
@@ -341,5 +351,9 @@ mod tests {
         assert!(err.to_string().contains("JWT_SECRET"));
         let err = settings(&[("GRAPHQL_MAX_DEPTH", "5")]).unwrap_err();
         assert!(err.to_string().contains("introspection"));
+        let err = settings(&[("IMPORT_CHUNK_BYTES", "0")]).unwrap_err();
+        assert!(err.to_string().contains("IMPORT_CHUNK_BYTES"));
+        let s = settings(&[("IMPORT_CHUNK_BYTES", "4096")]).unwrap();
+        assert_eq!(s.imports.chunk_bytes, 4096);
     }
 }

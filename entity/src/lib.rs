@@ -7,7 +7,7 @@ pub mod contact;
 pub mod contact_attribute;
 pub mod contact_event;
 pub mod contact_tag;
-pub mod import_file;
+pub mod import_file_chunk;
 pub mod import_issue;
 pub mod import_job;
 pub mod member;
@@ -24,7 +24,7 @@ pub mod prelude {
     pub use super::contact_attribute::Entity as ContactAttribute;
     pub use super::contact_event::Entity as ContactEvent;
     pub use super::contact_tag::Entity as ContactTag;
-    pub use super::import_file::Entity as ImportFile;
+    pub use super::import_file_chunk::Entity as ImportFileChunk;
     pub use super::import_issue::Entity as ImportIssue;
     pub use super::import_job::Entity as ImportJob;
     pub use super::member::Entity as Member;

@@ -8,6 +8,7 @@ mod m20261125_000002_analytics_outbox;
 mod m20261125_000003_contacts;
 mod m20261125_000004_imports;
 mod m20261125_000005_segments;
+mod m20261125_000006_import_file_chunks;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_contacts::Migration),
             Box::new(m20261125_000004_imports::Migration),
             Box::new(m20261125_000005_segments::Migration),
+            Box::new(m20261125_000006_import_file_chunks::Migration),
         ]
     }
 }

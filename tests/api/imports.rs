@@ -628,3 +628,201 @@ async fn a_file_of_many_batches_imports_every_row_once() {
         json!([{ "key": "city", "value": "City 3" }, { "key": "plan", "value": "Plan 2" }])
     );
 }
+
+/// A file whose quoted line breaks, multi-byte characters, CRLF line ends and byte-order
+/// mark fall across the boundaries of the stored chunks (7 bytes each here).
+fn awkward_file() -> Vec<u8> {
+    let mut csv = String::from("\u{feff}Name,Phone,City\r\n");
+    csv.push_str("\"Zoë \"\"Z\"\" Ünal\",9812300001,\"Köln\r\nNord, 東京\"\r\n");
+    csv.push_str("Ananya Iyer,9812300002,\"Chennai\nSouth\"\r\n");
+    csv.push_str("Émile Ñúñez,9812300003,São Paulo €\r\n");
+    csv.into_bytes()
+}
+
+async fn awkward_file_imports_whole(app: &TestApp) {
+    let owner = app.sign_up("Chunks").await;
+    define(app, &owner, &[], &["city"]).await;
+    let uploaded = upload(app, &owner, "awkward.csv", awkward_file()).await;
+    assert_eq!(uploaded["import"]["status"], "UPLOADED", "{uploaded}");
+    assert_eq!(
+        uploaded["import"]["headers"],
+        json!(["Name", "Phone", "City"])
+    );
+    assert_eq!(uploaded["import"]["totalRows"], 3);
+    assert_eq!(
+        uploaded["preview"],
+        json!([
+            ["Zoë \"Z\" Ünal", "9812300001", "Köln\r\nNord, 東京"],
+            ["Ananya Iyer", "9812300002", "Chennai\nSouth"],
+            ["Émile Ñúñez", "9812300003", "São Paulo €"],
+        ])
+    );
+    let job = run(
+        app,
+        &owner,
+        uploaded["import"]["id"].as_str().unwrap(),
+        json!([
+            { "column": "Name", "field": "NAME" },
+            { "column": "Phone", "field": "PHONE" },
+            { "column": "City", "field": "ATTRIBUTE", "attributeKey": "city" },
+        ]),
+    )
+    .await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    assert_eq!(
+        (job["added"].as_i64(), job["failed"].as_i64()),
+        (Some(3), Some(0))
+    );
+    let zoe = contact_by_phone(app, &owner, "+919812300001").await;
+    assert_eq!(zoe["name"], "Zoë \"Z\" Ünal");
+    assert_eq!(
+        zoe["attributes"],
+        json!([{ "key": "city", "value": "Köln\r\nNord, 東京" }])
+    );
+    let emile = contact_by_phone(app, &owner, "+919812300003").await;
+    assert_eq!(emile["name"], "Émile Ñúñez");
+    assert_eq!(
+        emile["attributes"],
+        json!([{ "key": "city", "value": "São Paulo €" }])
+    );
+}
+
+#[tokio::test]
+async fn a_file_stored_in_small_chunks_imports_whole() {
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let app = TestApp::spawn_with(mode, &shared, |s| s.imports.chunk_bytes = 7).await;
+    awkward_file_imports_whole(&app).await;
+}
+
+#[tokio::test]
+async fn a_file_stored_in_small_chunks_imports_whole_in_the_embedded_mode() {
+    let mode = parley_tests::Mode::Embedded;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let app = TestApp::spawn_with(mode, &shared, |s| s.imports.chunk_bytes = 7).await;
+    awkward_file_imports_whole(&app).await;
+}
+
+async fn stored_chunks(shared: &parley_tests::Shared) -> i64 {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(shared.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT count(*) AS n FROM import_file_chunks",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn a_file_refused_late_leaves_no_chunks_behind() {
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let app = TestApp::spawn_with(mode, &shared, |s| {
+        s.imports.chunk_bytes = 64;
+        s.imports.max_rows = 100;
+    })
+    .await;
+    let owner = app.sign_up("Refused").await;
+    let rows = b"A,9812300001\n".repeat(50);
+    // Many chunks are read (and stored) before each of these is found bad.
+    for (name, bytes, reason) in [
+        (
+            "latin1.csv",
+            [
+                b"Name,Phone\n".to_vec(),
+                rows.clone(),
+                b"Jos\xe9,1\n".to_vec(),
+            ]
+            .concat(),
+            "UTF-8",
+        ),
+        (
+            "binary.csv",
+            [b"Name,Phone\n".to_vec(), rows.clone(), b"\0\0".to_vec()].concat(),
+            "not a CSV",
+        ),
+        (
+            "long.csv",
+            [b"Name,Phone\n".to_vec(), rows.repeat(3)].concat(),
+            "more than 100 rows",
+        ),
+    ] {
+        let uploaded = upload(&app, &owner, name, bytes).await;
+        assert_eq!(uploaded["import"]["status"], "FAILED", "{name}");
+        let error = uploaded["import"]["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{name}: {error}");
+    }
+    assert_eq!(stored_chunks(&shared).await, 0);
+
+    let good = [b"Name,Phone\n".to_vec(), rows].concat();
+    let uploaded = upload(&app, &owner, "good.csv", good.clone()).await;
+    assert_eq!(uploaded["import"]["totalRows"], 50);
+    assert_eq!(stored_chunks(&shared).await, good.len().div_ceil(64) as i64);
+}
+
+#[tokio::test]
+async fn a_resumed_import_skips_the_rows_it_had_applied() {
+    use sea_orm::{ConnectionTrait, Database};
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let small_chunks = |s: &mut parley_api::Settings| s.imports.chunk_bytes = 16;
+    let first = TestApp::spawn_with(mode.clone(), &shared, small_chunks).await;
+    let owner = first.sign_up("Resumed").await;
+    define(&first, &owner, &[], &["city"]).await;
+    let uploaded = upload(&first, &owner, "awkward.csv", awkward_file()).await;
+    let id = uploaded["import"]["id"].as_str().unwrap().to_owned();
+
+    // As a runner that applied the first two rows and then died would leave it.
+    let db = Database::connect(shared.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mapping = json!([
+        { "column": "Name", "field": "NAME" },
+        { "column": "Phone", "field": "PHONE" },
+        { "column": "City", "field": "ATTRIBUTE", "attributeKey": "city" },
+    ]);
+    db.execute_unprepared(&format!(
+        "UPDATE import_jobs SET status = 'RUNNING', mapping = '{mapping}', processed_rows = 2, \
+         started_at = now() - interval '5 minutes', heartbeat_at = now() - interval '5 minutes' \
+         WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+
+    // A server starting up picks the job up where it stopped.
+    let second = TestApp::spawn_with(mode, &shared, small_chunks).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = second
+            .gql(JOB)
+            .as_member(&owner)
+            .vars(json!({ "id": id }))
+            .data()
+            .await["contactImport"]
+            .clone();
+        if job["status"] == "COMPLETED" || job["status"] == "FAILED" {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not resumed: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    assert_eq!(
+        (job["processedRows"].as_i64(), job["added"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let count = second
+        .gql("{ contactCount }")
+        .as_member(&owner)
+        .data()
+        .await;
+    assert_eq!(count["contactCount"], 1);
+    let emile = contact_by_phone(&second, &owner, "+919812300003").await;
+    assert_eq!(emile["name"], "Émile Ñúñez");
+}

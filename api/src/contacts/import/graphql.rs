@@ -5,7 +5,6 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use parley_entity::{import_issue, import_job};
-use std::io::Read;
 
 use super::mapping::{ColumnMapping, Field};
 use crate::{
@@ -254,16 +253,10 @@ impl ImportMutation {
             .value(ctx)
             .map_err(|e| AppError::bad_input("file", e.to_string()))?;
         let file_name = value.filename.clone();
-        let max = app_state(ctx).settings.imports.max_bytes;
-        // Sized up front: growing a buffer of many megabytes by doubling copies it each time.
-        let size = value.size().unwrap_or(0).min(max as u64 + 1) as usize;
-        let mut bytes = Vec::with_capacity(size);
-        value
-            .into_read()
-            .take(max as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(AppError::internal)?;
-        let upload = super::upload(app_state(ctx), scope(ctx)?, &file_name, bytes).await?;
+        let size = value.size().map_err(AppError::internal)?;
+        // The file (a temporary file) is read as a stream, never whole.
+        let file = value.into_read();
+        let upload = super::upload(app_state(ctx), scope(ctx)?, &file_name, file, size).await?;
         Ok(ContactImportUpload {
             import: ContactImport(upload.job),
             preview: upload.preview,

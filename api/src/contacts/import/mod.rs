@@ -9,13 +9,14 @@ pub mod graphql;
 pub mod mapping;
 mod postgres;
 mod row;
+mod stored_file;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, io::Read, time::Duration};
 
 use chrono::Utc;
-use parley_entity::{import_file, import_issue, import_job};
+use parley_entity::{import_issue, import_job};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
     sea_query::Expr,
 };
 use serde_json::json;
@@ -45,59 +46,115 @@ pub struct Upload {
     pub preview: Vec<Vec<String>>,
 }
 
-/// Stores an uploaded file as a job. A file that cannot be read fails the job at once,
-/// with the reason, and nothing else changes.
+/// Stores an uploaded file as a job, checking it as it is read and storing it in chunks
+/// meanwhile, in the job's transaction. A file that cannot be read fails the job at once,
+/// with the reason, and nothing else is kept.
 pub async fn upload(
     state: &AppState,
     scope: &Scope,
     file_name: &str,
-    bytes: Vec<u8>,
+    file: impl Read + Send + 'static,
+    size: u64,
 ) -> AppResult<Upload> {
-    let limits = &state.settings.imports;
-    let checked = csv_file::decode(&bytes, limits.max_bytes).and_then(|text| {
-        let headers = csv_file::headers(text)?;
-        let rows = csv_file::check(text, limits.max_rows)?;
-        Ok((headers, rows, csv_file::preview(text, PREVIEW_ROWS)))
-    });
+    let settings = &state.settings.imports;
     let now = Utc::now();
-    let (status, headers, total, preview, error) = match checked {
-        Ok((headers, rows, preview)) => (UPLOADED, headers, Some(rows as i64), preview, None),
-        Err(e) => (FAILED, Vec::new(), None, Vec::new(), Some(e.to_string())),
+    let mut job = import_job::Model {
+        id: Uuid::now_v7(),
+        project_id: scope.project_id,
+        status: UPLOADED.to_owned(),
+        file_name: file_name.chars().take(256).collect(),
+        file_size: size as i64,
+        headers: "[]".to_owned(),
+        mapping: None,
+        total_rows: None,
+        processed_rows: 0,
+        added: 0,
+        updated: 0,
+        failed: 0,
+        warnings: 0,
+        error: None,
+        created_by: scope.actor_id(),
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        heartbeat_at: None,
     };
-    let txn = state.db.begin().await?;
-    let job = import_job::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        project_id: Set(scope.project_id),
-        status: Set(status.to_owned()),
-        file_name: Set(file_name.chars().take(256).collect()),
-        file_size: Set(bytes.len() as i64),
-        headers: Set(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into())),
-        mapping: Set(None),
-        total_rows: Set(total),
-        processed_rows: Set(0),
-        added: Set(0),
-        updated: Set(0),
-        failed: Set(0),
-        warnings: Set(0),
-        error: Set(error.clone()),
-        created_by: Set(scope.actor_id()),
-        created_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(error.as_ref().map(|_| now)),
-        heartbeat_at: Set(None),
+    let limits = csv_file::Limits {
+        max_bytes: settings.max_bytes as u64,
+        max_rows: settings.max_rows,
+        preview_rows: PREVIEW_ROWS,
+    };
+    if size > limits.max_bytes {
+        return refuse(state, job, FileError::TooLarge(limits.max_bytes)).await;
     }
-    .insert(&txn)
-    .await?;
-    if error.is_none() {
-        import_file::ActiveModel {
-            job_id: Set(job.id),
-            content: Set(bytes),
-        }
+    let txn = state.db.begin().await?;
+    // The job first: its chunks refer to it.
+    import_job::ActiveModel::from(job.clone())
+        .reset_all()
         .insert(&txn)
         .await?;
+    // The check runs on a blocking thread and hands over the chunks; a couple wait at most.
+    let (chunk_sender, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let chunk_bytes = settings.chunk_bytes;
+    let checker = tokio::task::spawn_blocking(move || {
+        csv_file::check(file, &limits, chunk_bytes, |chunk| {
+            chunk_sender
+                .blocking_send(chunk)
+                .map_err(|_| std::io::Error::other("the upload stopped being stored"))
+        })
+    });
+    let mut stored = Ok(());
+    let mut seq = 0;
+    while let Some(chunk) = chunks.recv().await {
+        stored = stored_file::store_chunk(&txn, job.id, seq, chunk).await;
+        if stored.is_err() {
+            break;
+        }
+        seq += 1;
     }
-    txn.commit().await?;
-    Ok(Upload { job, preview })
+    // A failed store ends the check, which is waiting to hand over the next chunk.
+    drop(chunks);
+    let verdict = checker.await.map_err(AppError::internal)?;
+    stored?;
+    match verdict.map_err(AppError::internal)? {
+        Ok(checked) => {
+            job.headers = serde_json::to_string(&checked.headers).map_err(AppError::internal)?;
+            job.total_rows = Some(checked.rows as i64);
+            import_job::Entity::update_many()
+                .col_expr(
+                    import_job::Column::Headers,
+                    Expr::value(job.headers.clone()),
+                )
+                .col_expr(import_job::Column::TotalRows, Expr::value(job.total_rows))
+                .filter(import_job::Column::Id.eq(job.id))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            Ok(Upload {
+                job,
+                preview: checked.preview,
+            })
+        }
+        Err(e) => {
+            txn.rollback().await?;
+            refuse(state, job, e).await
+        }
+    }
+}
+
+/// Records a refused upload: a failed job with the reason, and no file.
+async fn refuse(state: &AppState, mut job: import_job::Model, e: FileError) -> AppResult<Upload> {
+    job.status = FAILED.to_owned();
+    job.error = Some(e.to_string());
+    job.finished_at = Some(job.created_at);
+    import_job::ActiveModel::from(job.clone())
+        .reset_all()
+        .insert(&state.db)
+        .await?;
+    Ok(Upload {
+        job,
+        preview: Vec::new(),
+    })
 }
 
 /// Starts an uploaded job with a mapping. A wrong mapping is refused with the reason and
@@ -160,11 +217,6 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         .one(&state.db)
         .await?
         .ok_or(AppError::NotFound("import"))?;
-    let file = import_file::Entity::find_by_id(job_id)
-        .one(&state.db)
-        .await?
-        .ok_or(AppError::NotFound("import file"))?;
-    csv_file::decode(&file.content, usize::MAX).map_err(file_error)?;
     let headers: Vec<String> = serde_json::from_str(&job.headers).map_err(AppError::internal)?;
     let columns: Vec<ColumnMapping> =
         serde_json::from_str(job.mapping.as_deref().unwrap_or("[]")).map_err(AppError::internal)?;
@@ -181,45 +233,33 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
     let (batches, mut parsed) = tokio::sync::mpsc::channel::<(i64, Vec<RowResult>)>(2);
     let skip = job.processed_rows as u64;
     let batch_rows = state.settings.imports.batch_rows.max(1);
-    let parser = tokio::task::spawn_blocking(move || {
-        let Ok(text) = csv_file::decode(&file.content, usize::MAX) else {
-            return;
-        };
+    // The file streams from the database a chunk or two ahead of the parser.
+    let (file, fetcher) = stored_file::open(state.db.clone(), job_id);
+    let _stop_fetcher = AbortOnDrop(fetcher);
+    let parser = tokio::task::spawn_blocking(move || -> Result<(), csv::Error> {
         let ctx = RowContext {
             mapping: &mapping,
             rules: &rules,
             tags: &tag_ids,
         };
-        let mut rows = csv_file::rows(text, skip).peekable();
-        while rows.peek().is_some() {
-            let results: Vec<RowResult> = rows
-                .by_ref()
-                .take(batch_rows)
-                .map(|(row, record)| {
-                    // The cells are kept only for rows that get an issue.
-                    let cells = || record.iter().map(str::to_owned).collect();
-                    match row::parse(&record, &ctx) {
-                        Ok(parsed) => {
-                            let cells = if parsed.warnings.is_empty() {
-                                Vec::new()
-                            } else {
-                                cells()
-                            };
-                            RowResult::Applied { row, parsed, cells }
-                        }
-                        Err(reason) => RowResult::Failed {
-                            row,
-                            reason,
-                            cells: cells(),
-                        },
-                    }
-                })
-                .collect();
-            if batches
-                .blocking_send((results.len() as i64, results))
-                .is_err()
-            {
-                return; // the writer stopped
+        let mut results = Vec::with_capacity(batch_rows);
+        let mut rows = csv_file::rows(file, skip);
+        loop {
+            let next = rows.next().transpose()?;
+            if let Some((row, record)) = &next {
+                results.push(parse_row(*row, record, &ctx));
+                if results.len() < batch_rows {
+                    continue;
+                }
+            }
+            if !results.is_empty() {
+                let batch = std::mem::replace(&mut results, Vec::with_capacity(batch_rows));
+                if batches.blocking_send((batch.len() as i64, batch)).is_err() {
+                    return Ok(()); // the writer stopped
+                }
+            }
+            if next.is_none() {
+                return Ok(());
             }
         }
     });
@@ -255,7 +295,14 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         }
         publish_progress(state, job.id).await;
     }
-    parser.await.map_err(AppError::internal)?;
+    parser
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|e| match e.kind() {
+            // The file was checked on upload; this is a damaged copy.
+            csv::ErrorKind::Utf8 { .. } => file_error(FileError::NotUtf8),
+            _ => AppError::internal(e),
+        })?;
     if postgres {
         analyze(state).await;
     }
@@ -348,6 +395,26 @@ async fn analyze(state: &AppState) {
     .await;
     if let Err(err) = result {
         tracing::warn!(error = ?err, "could not refresh statistics after an import");
+    }
+}
+
+/// A row's outcome; its cells are kept only if it gets an issue.
+fn parse_row(row: u64, record: &csv::StringRecord, ctx: &RowContext<'_>) -> RowResult {
+    let cells = || record.iter().map(str::to_owned).collect();
+    match row::parse(record, ctx) {
+        Ok(parsed) => {
+            let cells = if parsed.warnings.is_empty() {
+                Vec::new()
+            } else {
+                cells()
+            };
+            RowResult::Applied { row, parsed, cells }
+        }
+        Err(reason) => RowResult::Failed {
+            row,
+            reason,
+            cells: cells(),
+        },
     }
 }
 
