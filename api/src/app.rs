@@ -25,7 +25,10 @@ use tower_http::{
 };
 
 use crate::{
-    auth::jwt::JwtKeys,
+    auth::{
+        cache::{CredentialCache, SESSION_TTL},
+        jwt::JwtKeys,
+    },
     config::Settings,
     contacts::import,
     db, downloads,
@@ -82,6 +85,7 @@ impl Application {
             jwt,
             settings: Arc::new(settings.clone()),
             statements,
+            credentials: Arc::new(CredentialCache::new(SESSION_TTL)),
         };
         let schema = graphql::build_schema(state.clone(), &settings.graphql);
         let router = router(HttpState {

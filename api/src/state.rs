@@ -5,7 +5,12 @@ use std::sync::Arc;
 use parley_analytics::AnalyticsStore;
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::jwt::JwtKeys, config::Settings, db::StatementCounter, realtime::SharedBus};
+use crate::{
+    auth::{cache::CredentialCache, jwt::JwtKeys},
+    config::Settings,
+    db::StatementCounter,
+    realtime::SharedBus,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +20,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub settings: Arc<Settings>,
     pub statements: StatementCounter,
+    /// Sessions checked recently; cleared by changes to users, members and projects.
+    pub credentials: Arc<CredentialCache>,
 }
 
 impl AppState {

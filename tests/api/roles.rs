@@ -1,4 +1,8 @@
-use parley_tests::{Owner, TestApp, client::ADD_MEMBER};
+use parley_tests::{
+    Mode, Owner, Shared, TestApp,
+    client::{ADD_MEMBER, PASSWORD},
+    eventually,
+};
 use serde_json::json;
 
 /// Every operation of this issue, the roles allowed to use it, and a request for it.
@@ -174,6 +178,103 @@ async fn the_owner_changes_roles_and_deactivates_members() {
         .send()
         .await
         .expect_error("FORBIDDEN");
+}
+
+#[tokio::test]
+async fn checked_sessions_are_reused_and_follow_changes_at_once() {
+    // A quiet analytics shipper, so that the statements counted are the requests' own.
+    let mode = Mode::Production;
+    let shared = Shared::fresh(&mode).await;
+    let quiet = |s: &mut parley_api::config::Settings| {
+        s.analytics.poll_interval = std::time::Duration::from_secs(600);
+        s.analytics.flush_interval = std::time::Duration::from_secs(600);
+    };
+    let app = TestApp::spawn_with(mode.clone(), &shared, quiet).await;
+    let owner = app.sign_up("Sessions").await;
+    let (agent, agent_id) = app.add_member(&owner, "AGENT").await;
+    let members = "{ members { edges { node { id } } } }";
+    let project = "{ project { id } }";
+
+    // The first request looks up the user and the membership; the next one does not.
+    let statements = |query: &'static str, who: &Owner| {
+        let (app, who) = (&app, who.clone());
+        async move {
+            let before = app.app.state.statements();
+            app.gql(query).as_member(&who).data().await;
+            app.app.state.statements() - before
+        }
+    };
+    let first = statements(project, &agent).await;
+    let again = statements(project, &agent).await;
+    assert_eq!(first, again + 2, "first {first}, again {again}");
+
+    app.gql(members)
+        .as_member(&agent)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    app.gql("mutation($id: ID!) { changeMemberRole(id: $id, role: MANAGER) { role } }")
+        .as_member(&owner)
+        .vars(json!({ "id": agent_id }))
+        .data()
+        .await;
+    app.gql(members).as_member(&agent).data().await;
+
+    app.gql("mutation($id: ID!) { deactivateMember(id: $id) { active } }")
+        .as_member(&owner)
+        .vars(json!({ "id": agent_id }))
+        .data()
+        .await;
+    app.gql(project)
+        .as_member(&agent)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    app.gql("mutation($id: ID!) { reactivateMember(id: $id) { active } }")
+        .as_member(&owner)
+        .vars(json!({ "id": agent_id }))
+        .data()
+        .await;
+    app.gql(project).as_member(&agent).data().await;
+
+    // A new password ends the old token's session on its next request.
+    app.gql("mutation($input: ChangePasswordInput!) { changePassword(input: $input) { token } }")
+        .token(&agent.token)
+        .vars(
+            json!({ "input": { "oldPassword": PASSWORD, "newPassword": "another long password" } }),
+        )
+        .data()
+        .await;
+    let old = app.gql(project).as_member(&agent).send().await;
+    assert_eq!(old.status, 401, "{}", old.body);
+
+    // A second server on the same database keeps its own checks only briefly.
+    let other = TestApp::spawn_with(mode, &shared, quiet).await;
+    other.gql(members).as_member(&owner).data().await;
+    app.gql("mutation { archiveProject { archived } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    let rename = "mutation { updateProject(input: { name: \"Renamed\" }) { id } }";
+    app.gql(rename)
+        .as_member(&owner)
+        .send()
+        .await
+        .expect_error("PROJECT_ARCHIVED");
+    eventually(
+        std::time::Duration::from_secs(5),
+        "the other server to see the archived project",
+        || async {
+            other
+                .gql(rename)
+                .as_member(&owner)
+                .send()
+                .await
+                .error_code()
+                == Some("PROJECT_ARCHIVED")
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

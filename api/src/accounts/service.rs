@@ -80,6 +80,8 @@ pub async fn change_password(
     active.token_version = Set(version);
     active.updated_at = Set(Utc::now());
     let user = active.update(&state.db).await?;
+    // Sessions of the old version end now, not when their checks expire.
+    state.credentials.clear();
     Ok(issue(state, user))
 }
 

@@ -142,6 +142,8 @@ async fn update(
     )
     .await?;
     txn.commit().await?;
+    // The member's next request sees the new role or access.
+    state.credentials.clear();
     publish(state, kind, &member).await;
     Ok(member)
 }

@@ -7,7 +7,11 @@ use parley_entity::{api_key, member, project, user};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::{Role, api_key as keys, jwt::TokenError};
+use super::{
+    Role, api_key as keys,
+    cache::{CheckedSession, SessionKey},
+    jwt::TokenError,
+};
 use crate::{
     errors::{AppError, AppResult},
     state::AppState,
@@ -21,7 +25,7 @@ pub enum Principal {
 }
 
 /// The project a request works in and the caller's role there.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scope {
     pub project_id: Uuid,
     pub role: Role,
@@ -116,23 +120,51 @@ impl RequestAuth {
             TokenError::Expired => AppError::Unauthenticated("the session has expired".into()),
             TokenError::Invalid => AppError::Unauthenticated("the token is not valid".into()),
         })?;
+        // An id that is not a UUID names no project of the caller's: not worth keeping.
+        let session_key = match creds.project_id.as_deref().map(str::parse::<Uuid>) {
+            Some(Err(_)) => None,
+            project => Some(SessionKey {
+                user_id: claims.sub,
+                token_version: claims.ver,
+                project_id: project.and_then(Result::ok),
+            }),
+        };
+        if let Some(key) = &session_key
+            && let Some(session) = state.credentials.get(key)
+        {
+            return Ok(Self::of_user(claims.sub, session));
+        }
+        let read_at = state.credentials.generation();
         let user = user::Entity::find_by_id(claims.sub)
             .one(&state.db)
             .await?
             .filter(|u| u.token_version == claims.ver)
             .ok_or_else(|| AppError::Unauthenticated("the session is no longer valid".into()))?;
-        let principal = Principal::User {
-            user_id: user.id,
-            username: user.username,
-        };
         let scope = match creds.project_id.as_deref() {
             None => Err(NoScope::NotSelected),
             Some(raw) => member_scope(&state.db, user.id, raw).await?,
         };
-        Ok(Self {
-            principal: Some(principal),
+        let session = CheckedSession {
+            username: user.username,
             scope,
-        })
+        };
+        // A refusal is not kept, so that a member added a moment later gets in at once.
+        if let Some(key) = session_key
+            && session.scope != Err(NoScope::NotAMember)
+        {
+            state.credentials.insert(key, session.clone(), read_at);
+        }
+        Ok(Self::of_user(user.id, session))
+    }
+
+    fn of_user(user_id: Uuid, session: CheckedSession) -> Self {
+        Self {
+            principal: Some(Principal::User {
+                user_id,
+                username: session.username,
+            }),
+            scope: session.scope,
+        }
     }
 
     async fn from_api_key(

@@ -2,6 +2,7 @@
 //! scope that every project-bound resolver and service works within.
 
 pub mod api_key;
+pub mod cache;
 pub mod context;
 pub mod guard;
 pub mod jwt;

@@ -163,6 +163,8 @@ pub async fn set_archived(
     };
     events::record(&txn, project.id, kind, scope.actor_id(), json!({})).await?;
     txn.commit().await?;
+    // Checked sessions carry the archived flag.
+    state.credentials.clear();
     events::publish(state, project.id, kind, json!({})).await;
     Ok(project)
 }
