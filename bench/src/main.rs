@@ -547,7 +547,7 @@ impl Bench {
         )
         .await?;
         let p = project_id;
-        // The statements sea-orm sends for the page and its two DataLoaders.
+        // The statements the server sends for the page: the page itself (sea-orm)…
         let mut script = String::new();
         let _ = writeln!(
             script,
@@ -560,34 +560,26 @@ impl Bench {
              \"contacts\".\"updated_at\" FROM \"contacts\" WHERE \"contacts\".\"project_id\" = \
              '{p}' ORDER BY \"contacts\".\"id\" ASC LIMIT 51;"
         );
+        // Then the tags and attribute values of its 50 contacts in one statement, as
+        // `page_details_sql` in api/src/contacts/loaders.rs writes it (with its parameters
+        // in place).
         let _ = writeln!(
             script,
-            "SELECT \"contact_tags\".\"contact_id\" AS \"A_contact_id\", \
-             \"contact_tags\".\"tag_id\" AS \"A_tag_id\", \"contact_tags\".\"project_id\" AS \
-             \"A_project_id\", \"contact_tags\".\"added_at\" AS \"A_added_at\", \
-             \"contact_tags\".\"added_by\" AS \"A_added_by\", \"tags\".\"id\" AS \"B_id\", \
-             \"tags\".\"project_id\" AS \"B_project_id\", \"tags\".\"name\" AS \"B_name\", \
-             \"tags\".\"name_key\" AS \"B_name_key\", \"tags\".\"kind\" AS \"B_kind\", \
-             \"tags\".\"first_message_keywords\" AS \"B_first_message_keywords\", \
-             \"tags\".\"created_at\" AS \"B_created_at\" FROM \"contact_tags\" LEFT JOIN \
-             \"tags\" ON \"contact_tags\".\"tag_id\" = \"tags\".\"id\" WHERE \
-             \"contact_tags\".\"project_id\" = '{p}' AND \"contact_tags\".\"contact_id\" IN \
-             ({ids}) ORDER BY \"tags\".\"name_key\" ASC;"
-        );
-        let _ = writeln!(
-            script,
-            "SELECT \"contact_attributes\".\"contact_id\" AS \"A_contact_id\", \
-             \"contact_attributes\".\"attribute_id\" AS \"A_attribute_id\", \
-             \"contact_attributes\".\"project_id\" AS \"A_project_id\", \
-             \"contact_attributes\".\"value\" AS \"A_value\", \"attributes\".\"id\" AS \"B_id\", \
-             \"attributes\".\"project_id\" AS \"B_project_id\", \"attributes\".\"key\" AS \
-             \"B_key\", \"attributes\".\"key_lower\" AS \"B_key_lower\", \
-             \"attributes\".\"display_name\" AS \"B_display_name\", \"attributes\".\"created_at\" \
-             AS \"B_created_at\" FROM \"contact_attributes\" LEFT JOIN \"attributes\" ON \
-             \"contact_attributes\".\"attribute_id\" = \"attributes\".\"id\" WHERE \
-             \"contact_attributes\".\"project_id\" = '{p}' AND \
-             \"contact_attributes\".\"contact_id\" IN ({ids}) ORDER BY \
-             \"attributes\".\"key_lower\" ASC;"
+            "SELECT 0 AS part, contact_tags.contact_id, tags.id, tags.name, \
+             tags.name_key AS sort_key, tags.kind AS detail, \
+             tags.first_message_keywords AS keywords, NULL AS value, tags.created_at \
+             FROM contact_tags JOIN tags ON tags.id = contact_tags.tag_id \
+             WHERE contact_tags.project_id = '{p}' AND contact_tags.contact_id IN ({ids}) \
+             UNION ALL \
+             SELECT 1 AS part, contact_attributes.contact_id, attributes.id, \
+             attributes.key AS name, attributes.key_lower AS sort_key, \
+             attributes.display_name AS detail, NULL AS keywords, \
+             contact_attributes.value AS value, attributes.created_at \
+             FROM contact_attributes JOIN attributes \
+             ON attributes.id = contact_attributes.attribute_id \
+             WHERE contact_attributes.project_id = '{p}' \
+             AND contact_attributes.contact_id IN ({ids}) \
+             ORDER BY part, sort_key;"
         );
         let file = self.work_dir.join("page.sql");
         std::fs::write(&file, &script)?;

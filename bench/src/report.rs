@@ -551,8 +551,9 @@ impl Results {
         if let Some((p, cpu)) = &self.pgbench {
             let _ = writeln!(
                 out,
-                "\n**pgbench reference.** The same page's SQL, as the server's sea-orm queries \
-                 send it (the page, then the tags and the attributes of its 50 contacts by id), \
+                "\n**pgbench reference.** The same page's SQL, as the server sends it (the \
+                 page, then the tags and the attribute values of its 50 contacts by id in one \
+                 statement), \
                  as one transaction of a custom script, same concurrency and duration:\n\n\
                  ```sh\n{}\n```\n\n```sql\n{}```\n\n- {} transactions, {} failed; mean {:.2} ms\n\
                  - CPU: {} (pgbench itself {:.1} s)",

@@ -1,7 +1,6 @@
 use async_graphql::{
     Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject,
     connection::{Connection, Edge},
-    dataloader::DataLoader,
 };
 use chrono::{DateTime, Duration, Utc};
 use parley_entity::{attribute, contact, contact_event, segment, tag};
@@ -12,7 +11,7 @@ use super::{
     filter::{self, AttributeCondition, AttributeOp, ContactFilter, TagCondition, TimeRange},
     journey,
     listing::{self, ContactOrder, Cursor},
-    loaders::{ContactAttributesLoader, ContactTagsLoader},
+    loaders::{self, AttributesOfContacts, TagsOfContacts, Wanted},
     segments,
     service::{self, ContactChanges, NewContact},
     tags::{self, NewTag, TagKind},
@@ -167,7 +166,7 @@ impl Contact {
         &self.0.source
     }
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let loader = ctx.data_unchecked::<DataLoader<ContactTagsLoader>>();
+        let loader = ctx.data_unchecked::<TagsOfContacts>();
         let tags = loader
             .load_one((self.0.project_id, self.0.id))
             .await
@@ -186,7 +185,7 @@ impl Contact {
             .map(Tag))
     }
     async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<AttributeValue>> {
-        let loader = ctx.data_unchecked::<DataLoader<ContactAttributesLoader>>();
+        let loader = ctx.data_unchecked::<AttributesOfContacts>();
         let values = loader
             .load_one((self.0.project_id, self.0.id))
             .await
@@ -308,6 +307,32 @@ impl ContactEvent {
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
     }
+}
+
+/// Loads the tags and attribute values a page's contacts are asked for in one statement,
+/// and hands them to the DataLoaders that the contacts' fields read from.
+async fn prefetch_details(
+    ctx: &Context<'_>,
+    project_id: Uuid,
+    contacts: &[contact::Model],
+) -> Result<(), AppError> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    let wanted = Wanted {
+        tags: node.field("tags").exists(),
+        attributes: node.field("attributes").exists(),
+    };
+    if contacts.is_empty() || !(wanted.tags || wanted.attributes) {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = contacts.iter().map(|c| c.id).collect();
+    let details = loaders::page_details(&app_state(ctx).db, project_id, &ids, wanted).await?;
+    ctx.data_unchecked::<TagsOfContacts>()
+        .feed_many(details.tags)
+        .await;
+    ctx.data_unchecked::<AttributesOfContacts>()
+        .feed_many(details.attributes)
+        .await;
+    Ok(())
 }
 
 #[derive(InputObject, Default)]
@@ -530,7 +555,9 @@ impl ContactsQuery {
                 .map(|c| Cursor::decode("before", c))
                 .transpose()?,
         };
-        let page = service::list(app_state(ctx), scope(ctx)?, &filter, request).await?;
+        let scope = scope(ctx)?;
+        let page = service::list(app_state(ctx), scope, &filter, request).await?;
+        prefetch_details(ctx, scope.project_id, &page.items).await?;
         let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
         connection.edges = page
             .items

@@ -1,16 +1,24 @@
-//! DataLoaders for contact lists: all tags and attribute values of a page in one query each.
+//! Tags and attribute values of contact lists: a page's in one statement, and DataLoaders
+//! that batch the lookups of anything else that lists contacts.
 
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use parley_entity::{attribute, contact_attribute, contact_tag, tag};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Statement, Value,
+};
 use uuid::Uuid;
 
 use crate::errors::AppError;
 
 /// Keys are `(project_id, contact_id)`, so a loader can never return another project's rows.
 pub type ContactKey = (Uuid, Uuid);
+
+/// The per-request loaders, caching so that a page can hand over what it loaded.
+pub type TagsOfContacts = DataLoader<ContactTagsLoader, HashMapCache>;
+pub type AttributesOfContacts = DataLoader<ContactAttributesLoader, HashMapCache>;
 
 pub struct ContactTagsLoader {
     pub db: DatabaseConnection,
@@ -86,4 +94,117 @@ fn by_project(keys: &[ContactKey]) -> HashMap<Uuid, Vec<Uuid>> {
         groups.entry(*project_id).or_default().push(*contact_id);
     }
     groups
+}
+
+/// The tags and the attribute values of a page of contacts.
+#[derive(Default)]
+pub struct PageDetails {
+    pub tags: HashMap<ContactKey, Vec<tag::Model>>,
+    pub attributes: HashMap<ContactKey, Vec<(attribute::Model, String)>>,
+}
+
+/// What a page's contacts need beside their own columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub tags: bool,
+    pub attributes: bool,
+}
+
+/// The tags (by name) and attribute values (by key) of `contact_ids`, in one statement
+/// rather than one per kind; every contact asked for gets an entry, empty or not.
+pub async fn page_details<C: ConnectionTrait>(
+    db: &C,
+    project_id: Uuid,
+    contact_ids: &[Uuid],
+    wanted: Wanted,
+) -> Result<PageDetails, DbErr> {
+    let mut details = PageDetails::default();
+    if contact_ids.is_empty() || !(wanted.tags || wanted.attributes) {
+        return Ok(details);
+    }
+    for id in contact_ids {
+        if wanted.tags {
+            details.tags.insert((project_id, *id), Vec::new());
+        }
+        if wanted.attributes {
+            details.attributes.insert((project_id, *id), Vec::new());
+        }
+    }
+    let statement = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        page_details_sql(contact_ids.len(), wanted),
+        std::iter::once(Value::from(project_id))
+            .chain(contact_ids.iter().map(|id| Value::from(*id))),
+    );
+    for row in db.query_all(statement).await? {
+        let contact_id: Uuid = row.try_get("", "contact_id")?;
+        let id: Uuid = row.try_get("", "id")?;
+        let name: String = row.try_get("", "name")?;
+        let sort_key: String = row.try_get("", "sort_key")?;
+        let detail: String = row.try_get("", "detail")?;
+        let created_at = row.try_get("", "created_at")?;
+        if row.try_get::<i32>("", "part")? == TAG_PART {
+            let tag = tag::Model {
+                id,
+                project_id,
+                name,
+                name_key: sort_key,
+                kind: detail,
+                first_message_keywords: row.try_get("", "keywords")?,
+                created_at,
+            };
+            if let Some(tags) = details.tags.get_mut(&(project_id, contact_id)) {
+                tags.push(tag);
+            }
+        } else {
+            let definition = attribute::Model {
+                id,
+                project_id,
+                key: name,
+                key_lower: sort_key,
+                display_name: detail,
+                created_at,
+            };
+            let value: Option<String> = row.try_get("", "value")?;
+            if let Some(values) = details.attributes.get_mut(&(project_id, contact_id)) {
+                values.push((definition, value.unwrap_or_default()));
+            }
+        }
+    }
+    Ok(details)
+}
+
+const TAG_PART: i32 = 0;
+
+/// Tags and attribute values as rows of one shape, tags first, each by its sort key.
+/// `$1` is the project, `$2`… the contacts (PostgreSQL and SQLite both number them so).
+pub fn page_details_sql(contacts: usize, wanted: Wanted) -> String {
+    let ids = (2..contacts + 2)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut parts = Vec::with_capacity(2);
+    if wanted.tags {
+        parts.push(format!(
+            "SELECT {TAG_PART} AS part, contact_tags.contact_id, tags.id, tags.name, \
+             tags.name_key AS sort_key, tags.kind AS detail, \
+             tags.first_message_keywords AS keywords, NULL AS value, tags.created_at \
+             FROM contact_tags JOIN tags ON tags.id = contact_tags.tag_id \
+             WHERE contact_tags.project_id = $1 AND contact_tags.contact_id IN ({ids})"
+        ));
+    }
+    if wanted.attributes {
+        parts.push(format!(
+            "SELECT {} AS part, contact_attributes.contact_id, attributes.id, \
+             attributes.key AS name, attributes.key_lower AS sort_key, \
+             attributes.display_name AS detail, NULL AS keywords, \
+             contact_attributes.value AS value, attributes.created_at \
+             FROM contact_attributes JOIN attributes \
+             ON attributes.id = contact_attributes.attribute_id \
+             WHERE contact_attributes.project_id = $1 \
+             AND contact_attributes.contact_id IN ({ids})",
+            TAG_PART + 1
+        ));
+    }
+    format!("{} ORDER BY part, sort_key", parts.join(" UNION ALL "))
 }

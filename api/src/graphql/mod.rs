@@ -6,7 +6,10 @@ pub mod relay;
 pub mod types;
 pub mod ws;
 
-use async_graphql::{Context, MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
+use async_graphql::{
+    Context, MergedObject, MergedSubscription, Schema,
+    dataloader::{DataLoader, HashMapCache},
+};
 
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
@@ -92,13 +95,16 @@ pub fn request_data(
             loaders::UserLoader::new(db()),
             tokio::spawn,
         ))
-        .data(DataLoader::new(
+        // With a cache, so that a contacts page can hand over what it loaded for its rows.
+        .data(DataLoader::with_cache(
             ContactTagsLoader { db: db() },
             tokio::spawn,
+            HashMapCache::default(),
         ))
-        .data(DataLoader::new(
+        .data(DataLoader::with_cache(
             ContactAttributesLoader { db: db() },
             tokio::spawn,
+            HashMapCache::default(),
         ))
 }
 
