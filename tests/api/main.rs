@@ -5,6 +5,7 @@ mod analytics;
 mod api_keys;
 mod contacts;
 mod embedded;
+mod exports;
 mod imports;
 mod processes;
 mod roles;
