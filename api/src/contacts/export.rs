@@ -577,4 +577,84 @@ mod tests {
         assert_eq!(escape_formula("Asha"), "Asha");
         assert_eq!(escape_formula(""), "");
     }
+
+    fn every_condition(text: &str) -> ContactFilter {
+        use super::filter::{
+            AttributeCondition, AttributeOp, ContactStatus, TagCondition, TimeRange,
+        };
+        let id = Uuid::now_v7();
+        let range = TimeRange {
+            from: Some(Utc::now()),
+            to: Some(Utc::now()),
+        };
+        let leaf = ContactFilter {
+            tags: Some(TagCondition {
+                any_of: vec![id],
+                all_of: vec![id],
+                none_of: vec![id],
+            }),
+            attributes: [
+                AttributeOp::Equals(text.into()),
+                AttributeOp::Contains(text.into()),
+                AttributeOp::IsSet(true),
+                AttributeOp::IsSet(false),
+            ]
+            .into_iter()
+            .map(|op| AttributeCondition {
+                attribute_id: id,
+                op,
+            })
+            .collect(),
+            created_at: Some(range.clone()),
+            last_active_at: Some(range),
+            opted_in: Some(true),
+            incoming_blocked: Some(false),
+            sources: vec![text.into()],
+            status: Some(ContactStatus::Inactive),
+            states: vec![text.into()],
+            search: Some(text.into()),
+            ..Default::default()
+        };
+        ContactFilter {
+            and: vec![leaf.clone()],
+            or: vec![leaf.clone()],
+            not: Some(Box::new(leaf.clone())),
+            ..leaf
+        }
+    }
+
+    #[test]
+    fn every_filter_value_is_bound_not_written_into_the_sql() {
+        let hostile = "x'); DROP TABLE contacts; --";
+        let filter = every_condition(hostile);
+        let (sql, values) = postgres_query(Uuid::now_v7(), &filter, Utc::now()).unwrap();
+        assert!(!sql.contains("DROP"), "{sql}");
+        // The only literal is the LIKE patterns' escape character.
+        let literals = sql.replace("ESCAPE E'\\\\'", "");
+        assert!(!literals.contains('\''), "no literal strings: {sql}");
+        assert!(values.0.iter().any(|v| *v == Value::from(hostile)));
+        assert!(
+            bind_all(sqlx::query(&sql), values).is_ok(),
+            "every kind binds"
+        );
+    }
+
+    #[test]
+    fn the_whole_project_is_merged_and_a_filter_looks_contacts_up() {
+        let whole = postgres_query(Uuid::now_v7(), &ContactFilter::default(), Utc::now());
+        let (sql, _) = whole.unwrap();
+        assert!(
+            sql.contains("GROUP BY") && !sql.contains("LATERAL"),
+            "{sql}"
+        );
+        let filter = ContactFilter {
+            opted_in: Some(true),
+            ..Default::default()
+        };
+        let (sql, _) = postgres_query(Uuid::now_v7(), &filter, Utc::now()).unwrap();
+        assert!(
+            sql.contains("LATERAL") && !sql.contains("GROUP BY"),
+            "{sql}"
+        );
+    }
 }
