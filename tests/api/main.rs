@@ -6,6 +6,7 @@ mod api_keys;
 mod contacts;
 mod embedded;
 mod exports;
+mod import_writes;
 mod imports;
 mod processes;
 mod roles;

@@ -1,46 +1,75 @@
-//! The PostgreSQL path for import batches: the batch is copied into temporary tables with
-//! `COPY` and applied with a few set-based statements, instead of binding every value of
-//! every row. Semantics are those of `batch::apply`.
+//! The PostgreSQL path for import batches. Each phone of a batch is resolved to its contact
+//! once, by index lookups (an UPDATE of the existing contacts and an INSERT of the new
+//! ones, both returning what they wrote), so no statement joins against the project's
+//! whole contact table and a batch costs the same however large the table has grown.
+//! Everything that hangs off a contact the batch created (tags, attribute values, journey
+//! entry, analytics event) cannot conflict with anything and is COPYed straight into its
+//! table; only existing contacts need ON CONFLICT statements. Semantics are those of
+//! `batch::apply`.
 
-use std::fmt::Write;
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write,
+};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sea_orm::sqlx::{self, PgConnection};
 use uuid::Uuid;
 
-use super::batch::{Counts, Prepared};
-use crate::errors::{AppError, AppResult};
+use super::{
+    batch::{Counts, Prepared},
+    row::ParsedRow,
+};
+use crate::{
+    contacts::service::{SOURCE_IMPORT, STATE_ASSISTANT},
+    errors::{AppError, AppResult},
+};
 
-const STAGE: &str = "
-CREATE TEMP TABLE IF NOT EXISTS import_stage (
-    row_no bigint NOT NULL, phone text NOT NULL, name text NOT NULL, source text,
-    first_message_tag uuid, new_id uuid NOT NULL, journey_id uuid NOT NULL, event_id uuid NOT NULL
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS import_stage_tags (phone text NOT NULL, tag_id uuid NOT NULL)
-    ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS import_stage_attributes (
-    phone text NOT NULL, attribute_id uuid NOT NULL, value text NOT NULL
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS import_stage_issues (
-    id uuid NOT NULL, row_number bigint NOT NULL, severity text NOT NULL, reason text NOT NULL,
-    raw_row text NOT NULL
-) ON COMMIT DELETE ROWS;";
-
-// Existing contacts first (empty cells leave their fields), then the new ones.
-const UPDATE_EXISTING: &str =
-    "UPDATE contacts c SET name = s.name, source = COALESCE(s.source, c.source),
+/// Existing contacts take the batch's values (empty cells leave their fields). Matched by
+/// the unique (project_id, phone) index, one probe per phone.
+const UPDATE_EXISTING: &str = "UPDATE contacts c SET name = s.name,
+        source = COALESCE(s.source, c.source),
         first_message_tag_id = COALESCE(s.first_message_tag, c.first_message_tag_id),
         updated_at = $2
-    FROM import_stage s WHERE c.project_id = $1 AND c.phone = s.phone";
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::uuid[])
+        AS s(phone, name, source, first_message_tag)
+    WHERE c.project_id = $1 AND c.phone = s.phone
+    RETURNING c.id, c.phone";
 
+/// The rest are created; a phone another transaction created meanwhile is skipped (and
+/// then updated as an existing contact).
 const INSERT_NEW: &str = "INSERT INTO contacts (id, project_id, name, phone, bsuid, source,
         first_message_tag_id, opted_in, opted_in_at, opted_in_source, incoming_blocked, state,
         last_active_at, created_at, updated_at)
-    SELECT s.new_id, $1, s.name, s.phone, NULL, COALESCE(s.source, 'IMPORT'), s.first_message_tag,
-        true, $2, COALESCE(s.source, 'IMPORT'), false, 'HANDLED_BY_ASSISTANT', NULL, $2, $2
-    FROM import_stage s
-    WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.project_id = $1 AND c.phone = s.phone)";
+    SELECT s.id, $1, s.name, s.phone, NULL, COALESCE(s.source, $3), s.first_message_tag,
+        true, $2, COALESCE(s.source, $3), false, $4, NULL, $2, $2
+    FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::uuid[])
+        AS s(id, phone, name, source, first_message_tag)
+    ON CONFLICT (project_id, phone) DO NOTHING
+    RETURNING id";
+
+const LINK_EXISTING_TAGS: &str =
+    "INSERT INTO contact_tags (contact_id, tag_id, project_id, added_at, added_by)
+    SELECT t.contact_id, t.tag_id, $1, $2, $3 FROM unnest($4::uuid[], $5::uuid[]) AS t(contact_id, tag_id)
+    ON CONFLICT (contact_id, tag_id) DO NOTHING";
+
+const SET_EXISTING_ATTRIBUTES: &str =
+    "INSERT INTO contact_attributes (contact_id, attribute_id, project_id, value)
+    SELECT a.contact_id, a.attribute_id, $1, a.value
+    FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS a(contact_id, attribute_id, value)
+    ON CONFLICT (contact_id, attribute_id) DO UPDATE SET value = EXCLUDED.value";
+
+/// A contact created between our UPDATE and INSERT is picked up by the next round; more
+/// rounds than this mean the same phones keep being deleted and created under us.
+const RESOLVE_ROUNDS: usize = 4;
+
+/// The contact a merged row of the batch wrote.
+#[derive(Clone, Copy)]
+struct Resolved {
+    id: Uuid,
+    created: bool,
+}
 
 /// Appends one value in COPY's text format.
 fn field(out: &mut String, value: &str) {
@@ -55,11 +84,9 @@ fn field(out: &mut String, value: &str) {
     }
 }
 
-fn opt(out: &mut String, value: Option<&str>) {
-    match value {
-        Some(v) => field(out, v),
-        None => out.push_str("\\N"),
-    }
+/// A timestamp in COPY's text format, to the microsecond like the bound parameters.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
 fn copy<'c>(
@@ -78,43 +105,123 @@ fn copy<'c>(
     })
 }
 
-#[derive(Clone, Copy)]
-enum Param {
-    Id(Uuid),
-    Time(DateTime<Utc>),
-}
-
-/// Runs one statement of the batch with its parameters in order; returns the rows it touched.
-fn run<'c>(
-    conn: &'c mut PgConnection,
-    statement: &'static str,
-    params: &[Param],
-) -> BoxFuture<'c, AppResult<u64>> {
-    let mut query = sqlx::query(statement);
-    for param in params {
-        query = match *param {
-            Param::Id(id) => query.bind(id),
-            Param::Time(time) => query.bind(time),
-        };
-    }
-    Box::pin(async move { Ok(query.execute(conn).await.map_err(db)?.rows_affected()) })
-}
-
 fn db(err: sqlx::Error) -> AppError {
     AppError::from(sea_orm::DbErr::Custom(err.to_string()))
 }
 
-/// Creates the staging tables once per connection (they empty themselves on commit).
-fn stage(conn: &mut PgConnection) -> BoxFuture<'_, AppResult<()>> {
+/// Updates the existing contacts among `rows`; returns their ids by phone.
+fn update_existing<'c>(
+    conn: &'c mut PgConnection,
+    project_id: Uuid,
+    now: DateTime<Utc>,
+    rows: &[&ParsedRow],
+) -> BoxFuture<'c, AppResult<HashMap<String, Uuid>>> {
+    let query = sqlx::query_as::<_, (Uuid, String)>(UPDATE_EXISTING)
+        .bind(project_id)
+        .bind(now)
+        .bind(rows.iter().map(|p| p.phone.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| p.name.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| p.source.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| p.first_message_tag).collect::<Vec<_>>());
     Box::pin(async move {
-        for statement in STAGE.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-        }
-        Ok(())
+        let updated = query.fetch_all(conn).await.map_err(db)?;
+        Ok(updated.into_iter().map(|(id, phone)| (phone, id)).collect())
     })
+}
+
+/// Creates contacts for `rows` with the given ids; returns the ids it could create (a phone
+/// taken meanwhile by another transaction is left out).
+fn insert_new<'c>(
+    conn: &'c mut PgConnection,
+    project_id: Uuid,
+    now: DateTime<Utc>,
+    rows: &[(Uuid, &ParsedRow)],
+) -> BoxFuture<'c, AppResult<HashSet<Uuid>>> {
+    let query = sqlx::query_scalar::<_, Uuid>(INSERT_NEW)
+        .bind(project_id)
+        .bind(now)
+        .bind(SOURCE_IMPORT)
+        .bind(STATE_ASSISTANT)
+        .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(_, p)| p.phone.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(_, p)| p.name.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(_, p)| p.source.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(_, p)| p.first_message_tag)
+                .collect::<Vec<_>>(),
+        );
+    Box::pin(async move {
+        let created = query.fetch_all(conn).await.map_err(db)?;
+        Ok(created.into_iter().collect())
+    })
+}
+
+/// Writes (creates or updates) the contact of every merged row; returns them in order.
+async fn resolve(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    now: DateTime<Utc>,
+    merged: &[(u64, ParsedRow)],
+) -> AppResult<Vec<Resolved>> {
+    let mut resolved: Vec<Option<Resolved>> = vec![None; merged.len()];
+    let mut pending: Vec<usize> = (0..merged.len()).collect();
+    for _ in 0..RESOLVE_ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        let rows: Vec<&ParsedRow> = pending.iter().map(|&i| &merged[i].1).collect();
+        let existing = update_existing(&mut *conn, project_id, now, &rows).await?;
+        pending.retain(|&i| match existing.get(&merged[i].1.phone) {
+            Some(&id) => {
+                resolved[i] = Some(Resolved { id, created: false });
+                false
+            }
+            None => true,
+        });
+        if pending.is_empty() {
+            break;
+        }
+        let candidates: Vec<(Uuid, &ParsedRow)> = pending
+            .iter()
+            .map(|&i| (Uuid::now_v7(), &merged[i].1))
+            .collect();
+        let created = insert_new(&mut *conn, project_id, now, &candidates).await?;
+        let mut still_pending = Vec::new();
+        for (&i, (id, _)) in pending.iter().zip(&candidates) {
+            if created.contains(id) {
+                resolved[i] = Some(Resolved {
+                    id: *id,
+                    created: true,
+                });
+            } else {
+                still_pending.push(i);
+            }
+        }
+        if !still_pending.is_empty() {
+            tracing::debug!(
+                phones = still_pending.len(),
+                "phones created by another writer meanwhile: updating them instead"
+            );
+        }
+        pending = still_pending;
+    }
+    resolved
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "the batch's contacts kept being changed by other writers"
+            ))
+        })
 }
 
 /// Writes a batch in the caller's transaction.
@@ -132,46 +239,60 @@ pub async fn apply(
         failed,
         warnings,
     } = prepared;
-    stage(&mut *conn).await?;
+    let contacts = resolve(&mut *conn, project_id, now, &merged).await?;
 
-    let mut rows = String::with_capacity(merged.len() * 160);
-    let mut tags = String::new();
-    let mut attributes = String::new();
-    for (row, p) in &merged {
-        let _ = write!(rows, "{row}\t");
-        field(&mut rows, &p.phone);
-        rows.push('\t');
-        field(&mut rows, &p.name);
-        rows.push('\t');
-        opt(&mut rows, p.source.as_deref());
-        rows.push('\t');
-        opt(
-            &mut rows,
-            p.first_message_tag.map(|t| t.to_string()).as_deref(),
+    let at = timestamp(now);
+    let mut new_tags = String::new();
+    let mut new_attributes = String::new();
+    let (mut tag_contacts, mut tag_ids) = (Vec::new(), Vec::new());
+    let (mut attribute_contacts, mut attribute_ids, mut values) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut events = String::with_capacity(merged.len() * 200);
+    let mut outbox = String::with_capacity(merged.len() * 260);
+    let mut added = 0;
+    for ((row, p), contact) in merged.iter().zip(&contacts) {
+        let id = contact.id;
+        if contact.created {
+            added += 1;
+            for tag in &p.tag_ids {
+                let _ = writeln!(new_tags, "{id}\t{tag}\t{project_id}\t{at}\t{job_id}");
+            }
+            for (attribute, value) in &p.attributes {
+                let _ = write!(new_attributes, "{id}\t{attribute}\t{project_id}\t");
+                field(&mut new_attributes, value);
+                new_attributes.push('\n');
+            }
+        } else {
+            for tag in &p.tag_ids {
+                tag_contacts.push(id);
+                tag_ids.push(*tag);
+            }
+            for (attribute, value) in &p.attributes {
+                attribute_contacts.push(id);
+                attribute_ids.push(*attribute);
+                values.push(value.clone());
+            }
+        }
+        let data = format!(
+            r#"{{"jobId":"{job_id}","row":{row},"created":{}}}"#,
+            contact.created
         );
         let _ = writeln!(
-            rows,
-            "\t{}\t{}\t{}",
-            Uuid::now_v7(),
-            Uuid::now_v7(),
+            events,
+            "{}\t{project_id}\t{id}\tcontact.imported\tIMPORT\t{job_id}\t{data}\t{at}",
             Uuid::now_v7()
         );
-        for tag in &p.tag_ids {
-            field(&mut tags, &p.phone);
-            let _ = writeln!(tags, "\t{tag}");
-        }
-        for (attribute, value) in &p.attributes {
-            field(&mut attributes, &p.phone);
-            let _ = write!(attributes, "\t{attribute}\t");
-            field(&mut attributes, value);
-            attributes.push('\n');
-        }
+        let _ = writeln!(
+            outbox,
+            "{}\t{project_id}\tcontact.imported\t{job_id}\t{at}\t{{\"contactId\":\"{id}\",\"actorKind\":\"IMPORT\",\"data\":{data}}}",
+            Uuid::now_v7()
+        );
     }
     let mut issue_rows = String::new();
     for i in &issues {
         let _ = write!(
             issue_rows,
-            "{}\t{}\t{}\t",
+            "{}\t{job_id}\t{project_id}\t{}\t{}\t",
             Uuid::now_v7(),
             i.row,
             i.severity
@@ -181,43 +302,64 @@ pub async fn apply(
         field(&mut issue_rows, &i.cells);
         issue_rows.push('\n');
     }
-    copy(conn, "COPY import_stage FROM STDIN", rows).await?;
-    copy(conn, "COPY import_stage_tags FROM STDIN", tags).await?;
-    copy(conn, "COPY import_stage_attributes FROM STDIN", attributes).await?;
-    copy(conn, "COPY import_stage_issues FROM STDIN", issue_rows).await?;
 
-    // Existing contacts first (empty cells leave their fields), then the new ones.
-    let (project, time, job) = (Param::Id(project_id), Param::Time(now), Param::Id(job_id));
-    let updated = run(&mut *conn, UPDATE_EXISTING, &[project, time]).await?;
-    let added = run(&mut *conn, INSERT_NEW, &[project, time]).await?;
-
-    let statements: [(&str, &[Param]); 5] = [
-        ("INSERT INTO contact_tags (contact_id, tag_id, project_id, added_at, added_by)
-         SELECT c.id, t.tag_id, $1, $2, $3 FROM import_stage_tags t
-         JOIN contacts c ON c.project_id = $1 AND c.phone = t.phone
-         ON CONFLICT (contact_id, tag_id) DO NOTHING", &[project, time, job]),
-        ("INSERT INTO contact_attributes (contact_id, attribute_id, project_id, value)
-         SELECT c.id, a.attribute_id, $1, a.value FROM import_stage_attributes a
-         JOIN contacts c ON c.project_id = $1 AND c.phone = a.phone
-         ON CONFLICT (contact_id, attribute_id) DO UPDATE SET value = EXCLUDED.value", &[project]),
-        ("INSERT INTO contact_events (id, project_id, contact_id, kind, actor_kind, actor_id, data, occurred_at)
-         SELECT s.journey_id, $1, c.id, 'contact.imported', 'IMPORT', $3,
-             json_build_object('jobId', $3, 'row', s.row_no, 'created', c.id = s.new_id)::text, $2
-         FROM import_stage s JOIN contacts c ON c.project_id = $1 AND c.phone = s.phone", &[project, time, job]),
-        ("INSERT INTO analytics_outbox (event_id, project_id, kind, actor_id, occurred_at, payload)
-         SELECT s.event_id, $1, 'contact.imported', $3, $2,
-             json_build_object('contactId', c.id, 'actorKind', 'IMPORT', 'data',
-                 json_build_object('jobId', $3, 'row', s.row_no, 'created', c.id = s.new_id))::text
-         FROM import_stage s JOIN contacts c ON c.project_id = $1 AND c.phone = s.phone", &[project, time, job]),
-        ("INSERT INTO import_issues (id, job_id, project_id, row_number, severity, reason, raw_row)
-         SELECT i.id, $2, $1, i.row_number, i.severity, i.reason, i.raw_row FROM import_stage_issues i", &[project, job]),
-    ];
-    for (statement, params) in statements {
-        run(&mut *conn, statement, params).await?;
+    copy(
+        &mut *conn,
+        "COPY contact_tags (contact_id, tag_id, project_id, added_at, added_by) FROM STDIN",
+        new_tags,
+    )
+    .await?;
+    copy(
+        &mut *conn,
+        "COPY contact_attributes (contact_id, attribute_id, project_id, value) FROM STDIN",
+        new_attributes,
+    )
+    .await?;
+    if !tag_contacts.is_empty() {
+        sqlx::query(LINK_EXISTING_TAGS)
+            .bind(project_id)
+            .bind(now)
+            .bind(job_id)
+            .bind(tag_contacts)
+            .bind(tag_ids)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
     }
+    if !attribute_contacts.is_empty() {
+        sqlx::query(SET_EXISTING_ATTRIBUTES)
+            .bind(project_id)
+            .bind(attribute_contacts)
+            .bind(attribute_ids)
+            .bind(values)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    copy(
+        &mut *conn,
+        "COPY contact_events (id, project_id, contact_id, kind, actor_kind, actor_id, data,
+             occurred_at) FROM STDIN",
+        events,
+    )
+    .await?;
+    copy(
+        &mut *conn,
+        "COPY analytics_outbox (event_id, project_id, kind, actor_id, occurred_at, payload)
+             FROM STDIN",
+        outbox,
+    )
+    .await?;
+    copy(
+        &mut *conn,
+        "COPY import_issues (id, job_id, project_id, row_number, severity, reason, raw_row)
+             FROM STDIN",
+        issue_rows,
+    )
+    .await?;
     Ok(Counts {
-        added: added as i64,
-        updated: updated as i64 + repeats,
+        added,
+        updated: (merged.len() as i64 - added) + repeats,
         failed,
         warnings,
     })
@@ -274,8 +416,13 @@ mod tests {
         let mut out = String::new();
         field(&mut out, "a\tb\\c\nd\re");
         assert_eq!(out, "a\\tb\\\\c\\nd\\re");
-        let mut out = String::new();
-        opt(&mut out, None);
-        assert_eq!(out, "\\N");
+    }
+
+    #[test]
+    fn copy_timestamps_keep_microseconds_in_utc() {
+        let at = DateTime::parse_from_rfc3339("2026-11-25T23:40:01.123456789+02:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(timestamp(at), "2026-11-25 21:40:01.123456+00");
     }
 }

@@ -1,0 +1,181 @@
+//! What an import writes beside the contacts, and imports racing for the same phones.
+
+use std::time::Duration;
+
+use parley_tests::{CLICKHOUSE_URL, Owner, TestApp, eventually};
+use serde_json::{Value, json};
+
+const UPLOAD: &str =
+    "mutation($file: Upload!) { uploadContactImport(file: $file) { import { id } } }";
+const START: &str = "mutation($id: ID!, $mapping: [ColumnMappingInput!]!) { startContactImport(id: $id, mapping: $mapping) { id } }";
+const JOB: &str =
+    "query($id: ID!) { contactImport(id: $id) { status added updated failed error } }";
+
+fn mapping() -> Value {
+    json!([
+        { "column": "Name", "field": "NAME" },
+        { "column": "Phone", "field": "PHONE" },
+        { "column": "Tags", "field": "TAGS" },
+        { "column": "City", "field": "ATTRIBUTE", "attributeKey": "city" },
+    ])
+}
+
+async fn prepare(app: &TestApp, owner: &Owner) {
+    for name in ["Gold", "Silver"] {
+        app.gql("mutation($n: String!) { createTag(input: { name: $n }) { id } }")
+            .as_member(owner)
+            .vars(json!({ "n": name }))
+            .data()
+            .await;
+    }
+    app.gql("mutation { createAttribute(key: \"city\", displayName: \"City\") { id } }")
+        .as_member(owner)
+        .data()
+        .await;
+}
+
+fn file(rows: u32) -> Vec<u8> {
+    let mut csv = String::from("Name,Phone,Tags,City\n");
+    for i in 0..rows {
+        csv.push_str(&format!(
+            "Person {i},97{i:08},Gold | Silver,City {}\n",
+            i % 5
+        ));
+    }
+    csv.into_bytes()
+}
+
+async fn upload(app: &TestApp, owner: &Owner, bytes: Vec<u8>) -> String {
+    let reply = app.upload(owner, UPLOAD, "people.csv", bytes).await;
+    reply.data()["uploadContactImport"]["import"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn start(app: &TestApp, owner: &Owner, id: &str) {
+    app.gql(START)
+        .as_member(owner)
+        .vars(json!({ "id": id, "mapping": mapping() }))
+        .data()
+        .await;
+}
+
+async fn finished(app: &TestApp, owner: &Owner, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = app
+            .gql(JOB)
+            .as_member(owner)
+            .vars(json!({ "id": id }))
+            .data()
+            .await["contactImport"]
+            .clone();
+        if job["status"] == "COMPLETED" || job["status"] == "FAILED" {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the import did not finish: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_imports_of_one_file_at_once_create_each_contact_once() {
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    // Small batches, so that the two jobs interleave and race for the same new phones.
+    let app = TestApp::spawn_with(mode, &shared, |s| s.imports.batch_rows = 100).await;
+    let owner = app.sign_up("Racing").await;
+    prepare(&app, &owner).await;
+    let rows = 3_000;
+    let first = upload(&app, &owner, file(rows)).await;
+    let second = upload(&app, &owner, file(rows)).await;
+    tokio::join!(start(&app, &owner, &first), start(&app, &owner, &second));
+    let (a, b) = tokio::join!(
+        finished(&app, &owner, &first),
+        finished(&app, &owner, &second)
+    );
+    assert_eq!(
+        (&a["status"], &b["status"]),
+        (&json!("COMPLETED"), &json!("COMPLETED")),
+        "{a} {b}"
+    );
+    let added = a["added"].as_i64().unwrap() + b["added"].as_i64().unwrap();
+    let updated = a["updated"].as_i64().unwrap() + b["updated"].as_i64().unwrap();
+    // Whichever job wrote a phone first created it; the other updated it.
+    assert_eq!((added, updated), (i64::from(rows), i64::from(rows)));
+    let count = app.gql("{ contactCount }").as_member(&owner).data().await;
+    assert_eq!(count["contactCount"], rows);
+    let contact = app
+        .gql("{ contacts(filter: { search: \"+919700002999\" }) { edges { node { name tags { name } attributes { key value } journey { edges { node { kind } } } } } } }")
+        .as_member(&owner)
+        .data()
+        .await["contacts"]["edges"][0]["node"]
+        .clone();
+    assert_eq!(contact["name"], "Person 2999");
+    assert_eq!(
+        contact["tags"],
+        json!([{ "name": "Gold" }, { "name": "Silver" }])
+    );
+    assert_eq!(
+        contact["attributes"],
+        json!([{ "key": "city", "value": "City 4" }])
+    );
+    // One journey entry per job that wrote the contact.
+    assert_eq!(contact["journey"]["edges"].as_array().unwrap().len(), 2);
+}
+
+/// Counts rows straight from ClickHouse over its HTTP interface.
+async fn clickhouse_count(app: &TestApp, sql: &str) -> u64 {
+    let database = &app.settings.clickhouse.as_ref().unwrap().database;
+    let text = app
+        .http
+        .post(format!("{CLICKHOUSE_URL}/?database={database}"))
+        .body(sql.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ClickHouse said: {text}"))
+}
+
+#[tokio::test]
+async fn every_imported_row_reaches_analytics_with_its_contact() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Counted").await;
+    prepare(&app, &owner).await;
+    let job = upload(&app, &owner, file(40)).await;
+    start(&app, &owner, &job).await;
+    assert_eq!(finished(&app, &owner, &job).await["added"], 40);
+    // The same file again: every row is an update of an existing contact.
+    let again = upload(&app, &owner, file(40)).await;
+    start(&app, &owner, &again).await;
+    assert_eq!(finished(&app, &owner, &again).await["updated"], 40);
+
+    let project = &owner.project_id;
+    let count = |created: bool| {
+        format!(
+            "SELECT count() FROM events WHERE project_id = toUUID('{project}') \
+             AND kind = 'contact.imported' \
+             AND length(visitParamExtractString(payload, 'contactId')) = 36 \
+             AND visitParamExtractString(payload, 'actorKind') = 'IMPORT' \
+             AND position(payload, '\"created\":{created}') > 0"
+        )
+    };
+    eventually(
+        Duration::from_secs(15),
+        "import events in ClickHouse",
+        || async {
+            clickhouse_count(&app, &count(true)).await == 40
+                && clickhouse_count(&app, &count(false)).await == 40
+        },
+    )
+    .await;
+}
