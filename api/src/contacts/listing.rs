@@ -5,11 +5,13 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use parley_entity::contact;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, Order, QueryFilter, QueryOrder, QueryResult,
+    QuerySelect, QueryTrait, Select,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::loaders::column;
 use crate::{
     errors::{AppError, AppResult},
     pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
@@ -155,10 +157,15 @@ pub async fn fetch<C: ConnectionTrait>(
     if let Some(before) = &request.before {
         select = select.filter(beyond(request.order, before, false)?);
     }
-    let mut items = ordered(select, request.order, forward)
+    let statement = ordered(select, request.order, forward)
         .limit(size as u64 + 1)
-        .all(db)
-        .await?;
+        .build(db.get_database_backend());
+    let mut items = db
+        .query_all(statement)
+        .await?
+        .iter()
+        .map(contact_of_row)
+        .collect::<Result<Vec<_>, DbErr>>()?;
     let more = items.len() > size;
     items.truncate(size);
     if !forward {
@@ -179,9 +186,57 @@ pub async fn fetch<C: ConnectionTrait>(
     })
 }
 
+/// A contact from a row of `Select<contact::Entity>`, whose columns come in the order the
+/// entity declares them.
+fn contact_of_row(row: &QueryResult) -> Result<contact::Model, DbErr> {
+    Ok(contact::Model {
+        id: column(row, 0)?,
+        project_id: column(row, 1)?,
+        name: column(row, 2)?,
+        phone: column(row, 3)?,
+        bsuid: column(row, 4)?,
+        source: column(row, 5)?,
+        first_message_tag_id: column(row, 6)?,
+        opted_in: column(row, 7)?,
+        opted_in_at: column(row, 8)?,
+        opted_in_source: column(row, 9)?,
+        incoming_blocked: column(row, 10)?,
+        state: column(row, 11)?,
+        last_active_at: column(row, 12)?,
+        created_at: column(row, 13)?,
+        updated_at: column(row, 14)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contacts_are_read_in_the_order_their_columns_are_selected() {
+        use sea_orm::{Iden, Iterable};
+        let selected: Vec<String> = contact::Column::iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            selected,
+            [
+                "id",
+                "project_id",
+                "name",
+                "phone",
+                "bsuid",
+                "source",
+                "first_message_tag_id",
+                "opted_in",
+                "opted_in_at",
+                "opted_in_source",
+                "incoming_blocked",
+                "state",
+                "last_active_at",
+                "created_at",
+                "updated_at",
+            ]
+        );
+    }
 
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
