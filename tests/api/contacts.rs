@@ -494,6 +494,15 @@ async fn a_page_shows_each_contacts_own_tags_and_values_in_either_database() {
             page("...on Contact { tags { name } }").await[2]["node"]["tags"],
             json!([{ "name": "vip" }])
         );
+        let nodes = app
+            .gql("{ contacts { nodes { tags { name } attributes { key } } } }")
+            .as_member(&owner)
+            .data()
+            .await;
+        assert_eq!(
+            nodes["contacts"]["nodes"][0],
+            json!({ "tags": [{ "name": "Lead" }, { "name": "vip" }], "attributes": [{ "key": "City" }, { "key": "plan" }] })
+        );
     }
 }
 
@@ -554,6 +563,16 @@ async fn a_page_of_contacts_costs_a_fixed_number_of_queries() {
     // The page, then its tags and attributes together: the caller's session was checked
     // by the first request and is reused by the next ones.
     assert!(large <= 2, "a page of 50 took {large} statements");
+    let before = app.app.state.statements();
+    app.gql("{ contacts(first: 50) { nodes { tags { name } attributes { key } } } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    let through_nodes = app.app.state.statements() - before;
+    assert!(
+        through_nodes <= 2,
+        "a page of 50 through nodes took {through_nodes} statements"
+    );
     assert!(
         large <= small + 1,
         "a page of 50 took {large} statements, of 5 {small}"

@@ -316,10 +316,12 @@ async fn prefetch_details(
     project_id: Uuid,
     contacts: &[contact::Model],
 ) -> Result<(), AppError> {
-    let node = ctx.look_ahead().field("edges").field("node");
+    let ahead = ctx.look_ahead();
+    let (node, nodes) = (ahead.field("edges").field("node"), ahead.field("nodes"));
+    let asked = |field: &str| node.field(field).exists() || nodes.field(field).exists();
     let wanted = Wanted {
-        tags: node.field("tags").exists(),
-        attributes: node.field("attributes").exists(),
+        tags: asked("tags"),
+        attributes: asked("attributes"),
     };
     if contacts.is_empty() || !(wanted.tags || wanted.attributes) {
         return Ok(());
