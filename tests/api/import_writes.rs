@@ -179,3 +179,65 @@ async fn every_imported_row_reaches_analytics_with_its_contact() {
     )
     .await;
 }
+
+/// The phone of row `i`: every seventh row from row 60 on repeats the phone of the row 60
+/// before it, which with batches of 50 rows sits in the batch before or the one before that.
+fn repeated_phone_index(i: u32) -> u32 {
+    if i >= 60 && i % 7 == 3 { i - 60 } else { i }
+}
+
+#[tokio::test]
+async fn batches_written_at_once_keep_the_files_order() {
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let app = TestApp::spawn_with(mode, &shared, |s| s.imports.batch_rows = 50).await;
+    let owner = app.sign_up("Ordered").await;
+    prepare(&app, &owner).await;
+    let rows = 600;
+    let mut csv = String::from("Name,Phone,Tags,City\n");
+    for i in 0..rows {
+        let phone = repeated_phone_index(i);
+        csv.push_str(&format!("Person {i},97{phone:08},Gold,City {i}\n"));
+    }
+    let job = upload(&app, &owner, csv.into_bytes()).await;
+    start(&app, &owner, &job).await;
+    let job = finished(&app, &owner, &job).await;
+    let repeats = (0..rows).filter(|&i| repeated_phone_index(i) != i).count() as i64;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    assert_eq!(job["added"].as_i64(), Some(i64::from(rows) - repeats));
+    assert_eq!(job["updated"].as_i64(), Some(repeats));
+
+    // Listed oldest first, the contacts come in the order their phones first appear in the
+    // file, and each carries what the file's last row for its phone said.
+    let mut last_row_of_phone = std::collections::BTreeMap::new();
+    for i in 0..rows {
+        last_row_of_phone.insert(repeated_phone_index(i), i);
+    }
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .gql("query($after: String) { contacts(first: 100, after: $after) { edges { node { name phone attributes { value } } } pageInfo { hasNextPage endCursor } } }")
+            .as_member(&owner)
+            .vars(json!({ "after": after }))
+            .data()
+            .await["contacts"]
+            .clone();
+        for edge in page["edges"].as_array().unwrap() {
+            listed.push(edge["node"].clone());
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(listed.len(), last_row_of_phone.len());
+    for (node, (phone, last_row)) in listed.iter().zip(&last_row_of_phone) {
+        assert_eq!(node["phone"], format!("+9197{phone:08}"));
+        assert_eq!(node["name"], format!("Person {last_row}"));
+        assert_eq!(
+            node["attributes"],
+            json!([{ "value": format!("City {last_row}") }])
+        );
+    }
+}

@@ -55,6 +55,9 @@ pub struct Prepared {
     pub issues: Vec<Issue>,
     pub failed: i64,
     pub warnings: i64,
+    /// An id for each merged row's contact, should the row create one: taken in file order
+    /// here, so that contacts list in the file's order even when batches are written at once.
+    pub new_ids: Vec<Uuid>,
 }
 
 pub struct Issue {
@@ -72,6 +75,7 @@ pub fn prepare(rows: Vec<RowResult>) -> Prepared {
         issues: Vec::new(),
         failed: 0,
         warnings: 0,
+        new_ids: Vec::new(),
     };
     let mut by_phone: HashMap<String, usize> = HashMap::new();
     let cells_json =
@@ -110,6 +114,7 @@ pub fn prepare(rows: Vec<RowResult>) -> Prepared {
             }
         }
     }
+    prepared.new_ids = prepared.merged.iter().map(|_| Uuid::now_v7()).collect();
     prepared
 }
 
@@ -126,6 +131,7 @@ pub async fn apply<C: ConnectionTrait>(
         issues,
         failed,
         warnings,
+        ..
     } = prepared;
     let mut counts = Counts {
         failed,

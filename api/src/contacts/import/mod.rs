@@ -11,7 +11,11 @@ mod postgres;
 mod row;
 mod stored_file;
 
-use std::{collections::HashMap, io::Read, time::Duration};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    io::Read,
+    time::Duration,
+};
 
 use chrono::Utc;
 use parley_entity::{import_issue, import_job};
@@ -20,6 +24,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 use serde_json::json;
+use tokio::sync::mpsc::Receiver;
 use uuid::Uuid;
 
 use self::{batch::RowResult, csv_file::FileError, mapping::ColumnMapping, row::RowContext};
@@ -230,7 +235,7 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         .collect();
     // Parsing (phone validation above all) runs on a blocking thread, a batch ahead of the
     // database writes, so the two overlap.
-    let (batches, mut parsed) = tokio::sync::mpsc::channel::<(i64, Vec<RowResult>)>(2);
+    let (batches, mut parsed) = tokio::sync::mpsc::channel::<ParsedBatch>(2);
     let skip = job.processed_rows as u64;
     let batch_rows = state.settings.imports.batch_rows.max(1);
     // The file streams from the database a chunk or two ahead of the parser.
@@ -282,18 +287,14 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
     let _stop_heartbeat = AbortOnDrop(heartbeat);
     let postgres =
         sea_orm::ConnectionTrait::get_database_backend(&state.db) == sea_orm::DbBackend::Postgres;
-    while let Some((processed, results)) = parsed.recv().await {
-        let prepared = batch::prepare(results);
-        let still_running = if postgres {
-            apply_postgres(state, job.project_id, job.id, processed, prepared).await?
-        } else {
-            apply_generic(state, job.project_id, job.id, processed, prepared).await?
-        };
-        if !still_running {
-            // Someone else finished or failed the job meanwhile: leave it to them.
-            return Ok(());
-        }
-        publish_progress(state, job.id).await;
+    let still_running = if postgres {
+        write_postgres(state, &job, &mut parsed).await?
+    } else {
+        write_generic(state, &job, &mut parsed).await?
+    };
+    if !still_running {
+        // Someone else finished or failed the job meanwhile: leave it to them.
+        return Ok(());
     }
     parser
         .await
@@ -307,6 +308,119 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         analyze(state).await;
     }
     finish(state, job.id, COMPLETED, None).await
+}
+
+/// Rows of the file in a batch (parsed or not) and what became of each.
+type ParsedBatch = (i64, Vec<RowResult>);
+
+/// Writes the batches one after the other; false when the job stopped running meanwhile.
+async fn write_generic(
+    state: &AppState,
+    job: &import_job::Model,
+    parsed: &mut Receiver<ParsedBatch>,
+) -> AppResult<bool> {
+    while let Some((processed, results)) = parsed.recv().await {
+        let prepared = batch::prepare(results);
+        if !apply_generic(state, job.project_id, job.id, processed, prepared).await? {
+            return Ok(false);
+        }
+        publish_progress(state, job.id).await;
+    }
+    Ok(true)
+}
+
+/// Batches written at once on PostgreSQL: one backend per batch lets the database use
+/// more than one core, which is where an import spends its time.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// A batch whose rows are written in its own transaction, not committed yet.
+struct InFlight {
+    processed: i64,
+    phones: HashSet<String>,
+    write: tokio::task::JoinHandle<AppResult<Written>>,
+}
+
+struct Written {
+    tx: sea_orm::sqlx::Transaction<'static, sea_orm::sqlx::Postgres>,
+    counts: batch::Counts,
+}
+
+/// Writes up to `BATCHES_IN_FLIGHT` batches at once, each in its own transaction, and
+/// commits them in file order, each with the job's progress: the progress always covers a
+/// prefix of the file, so a resumed import skips exactly the rows already applied.
+/// A batch that shares a phone with one in flight waits until that one has committed:
+/// otherwise the later batch could hold a row lock the earlier one needs, while the
+/// earlier one's commit is what the later one waits for (a deadlock PostgreSQL cannot see).
+async fn write_postgres(
+    state: &AppState,
+    job: &import_job::Model,
+    parsed: &mut Receiver<ParsedBatch>,
+) -> AppResult<bool> {
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut held_back: Option<(i64, batch::Prepared, HashSet<String>)> = None;
+    let mut input_done = false;
+    loop {
+        while in_flight.len() < BATCHES_IN_FLIGHT {
+            let next = match held_back.take() {
+                Some(next) => next,
+                None if input_done => break,
+                None => match parsed.recv().await {
+                    Some((processed, results)) => {
+                        let prepared = batch::prepare(results);
+                        let phones = prepared.merged.iter().map(|(_, p)| p.phone.clone());
+                        let phones = phones.collect();
+                        (processed, prepared, phones)
+                    }
+                    None => {
+                        input_done = true;
+                        break;
+                    }
+                },
+            };
+            if in_flight.iter().any(|f| !f.phones.is_disjoint(&next.2)) {
+                held_back = Some(next);
+                break;
+            }
+            let (processed, prepared, phones) = next;
+            let write = tokio::spawn(write_batch(state.clone(), job.project_id, job.id, prepared));
+            in_flight.push_back(InFlight {
+                processed,
+                phones,
+                write,
+            });
+        }
+        // Dropping what is still in flight (on an error or a stop) rolls it back.
+        let Some(oldest) = in_flight.pop_front() else {
+            return Ok(true);
+        };
+        let Written { mut tx, counts } = oldest.write.await.map_err(AppError::internal)??;
+        let now = Utc::now();
+        if !postgres::progress(&mut tx, job.id, oldest.processed, counts, now).await? {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(pg_error)?;
+        publish_progress(state, job.id).await;
+    }
+}
+
+fn pg_error(e: sea_orm::sqlx::Error) -> AppError {
+    AppError::from(sea_orm::DbErr::Custom(e.to_string()))
+}
+
+/// Boxed: sqlx's futures over `&mut PgConnection` otherwise defeat the compiler's proof
+/// that the spawned task is `Send`.
+fn write_batch(
+    state: AppState,
+    project_id: Uuid,
+    job_id: Uuid,
+    prepared: batch::Prepared,
+) -> futures::future::BoxFuture<'static, AppResult<Written>> {
+    Box::pin(async move {
+        let pool = state.db.get_postgres_connection_pool();
+        let mut tx = pool.begin().await.map_err(pg_error)?;
+        let counts = postgres::apply(&mut tx, project_id, job_id, prepared, Utc::now()).await?;
+        Ok(Written { tx, counts })
+    })
 }
 
 /// One batch and the job's progress, in one transaction.
@@ -351,34 +465,6 @@ async fn apply_generic(
     }
     txn.commit().await?;
     Ok(true)
-}
-
-/// Boxed: sqlx's futures over `&mut PgConnection` otherwise defeat the compiler's proof
-/// that the spawned import task is `Send`.
-fn apply_postgres<'a>(
-    state: &'a AppState,
-    project_id: Uuid,
-    job_id: Uuid,
-    processed: i64,
-    prepared: batch::Prepared,
-) -> futures::future::BoxFuture<'a, AppResult<bool>> {
-    Box::pin(async move {
-        let db_error =
-            |e: sea_orm::sqlx::Error| AppError::from(sea_orm::DbErr::Custom(e.to_string()));
-        let mut tx = state
-            .db
-            .get_postgres_connection_pool()
-            .begin()
-            .await
-            .map_err(db_error)?;
-        let now = Utc::now();
-        let counts = postgres::apply(&mut tx, project_id, job_id, prepared, now).await?;
-        if !postgres::progress(&mut tx, job_id, processed, counts, now).await? {
-            return Ok(false);
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
-    })
 }
 
 /// Statistics after a bulk load; a failure only costs query plans, so it is logged.

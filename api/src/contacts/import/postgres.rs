@@ -171,6 +171,7 @@ async fn resolve(
     project_id: Uuid,
     now: DateTime<Utc>,
     merged: &[(u64, ParsedRow)],
+    new_ids: &[Uuid],
 ) -> AppResult<Vec<Resolved>> {
     let mut resolved: Vec<Option<Resolved>> = vec![None; merged.len()];
     let mut pending: Vec<usize> = (0..merged.len()).collect();
@@ -190,9 +191,10 @@ async fn resolve(
         if pending.is_empty() {
             break;
         }
+        // An id whose insert met a phone created meanwhile stayed unused: reusing it is safe.
         let candidates: Vec<(Uuid, &ParsedRow)> = pending
             .iter()
-            .map(|&i| (Uuid::now_v7(), &merged[i].1))
+            .map(|&i| (new_ids[i], &merged[i].1))
             .collect();
         let created = insert_new(&mut *conn, project_id, now, &candidates).await?;
         let mut still_pending = Vec::new();
@@ -238,8 +240,9 @@ pub async fn apply(
         issues,
         failed,
         warnings,
+        new_ids,
     } = prepared;
-    let contacts = resolve(&mut *conn, project_id, now, &merged).await?;
+    let contacts = resolve(&mut *conn, project_id, now, &merged, &new_ids).await?;
 
     let at = timestamp(now);
     let mut new_tags = String::new();
