@@ -304,10 +304,13 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
             csv::ErrorKind::Utf8 { .. } => file_error(FileError::NotUtf8),
             _ => AppError::internal(e),
         })?;
+    let finished = finish(state, job.id, COMPLETED, None).await;
+    // The rows are in once the job says so; fresh statistics (autovacuum's work, which may
+    // be off or late) only make the queries that follow better planned.
     if postgres {
         analyze(state).await;
     }
-    finish(state, job.id, COMPLETED, None).await
+    finished
 }
 
 /// Rows of the file in a batch (parsed or not) and what became of each.
