@@ -4,6 +4,7 @@ use async_graphql::{
 };
 use chrono::{DateTime, Duration, Utc};
 use parley_entity::{attribute, contact, contact_event, segment, tag};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::{
@@ -135,7 +136,21 @@ pub struct AttributeValue {
     pub value: String,
 }
 
-pub struct Contact(pub contact::Model);
+/// A contact, with its tags and attribute values once they are known: a page hands over
+/// what it loaded for all its rows, anything else loads them through the DataLoaders.
+pub struct Contact(pub contact::Model, ContactDetails);
+
+#[derive(Default)]
+struct ContactDetails {
+    tags: OnceCell<Vec<Tag>>,
+    attributes: OnceCell<Vec<AttributeValue>>,
+}
+
+impl Contact {
+    pub fn new(model: contact::Model) -> Self {
+        Self(model, ContactDetails::default())
+    }
+}
 
 #[Object]
 impl Contact {
@@ -165,14 +180,21 @@ impl Contact {
     async fn source(&self) -> &str {
         &self.0.source
     }
-    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let loader = ctx.data_unchecked::<TagsOfContacts>();
-        let tags = loader
-            .load_one((self.0.project_id, self.0.id))
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
-            .unwrap_or_default();
-        Ok(tags.into_iter().map(Tag).collect())
+    async fn tags(&self, ctx: &Context<'_>) -> Result<&[Tag]> {
+        let tags = self
+            .1
+            .tags
+            .get_or_try_init(|| async {
+                let loader = ctx.data_unchecked::<TagsOfContacts>();
+                let tags = loader
+                    .load_one((self.0.project_id, self.0.id))
+                    .await
+                    .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
+                    .unwrap_or_default();
+                Ok::<_, AppError>(tags.into_iter().map(Tag).collect())
+            })
+            .await?;
+        Ok(tags)
     }
     async fn first_message_tag(&self, ctx: &Context<'_>) -> Result<Option<Tag>> {
         let Some(tag_id) = self.0.first_message_tag_id else {
@@ -184,21 +206,21 @@ impl Contact {
             .ok()
             .map(Tag))
     }
-    async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<AttributeValue>> {
-        let loader = ctx.data_unchecked::<AttributesOfContacts>();
-        let values = loader
-            .load_one((self.0.project_id, self.0.id))
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
-            .unwrap_or_default();
-        Ok(values
-            .into_iter()
-            .map(|(definition, value)| AttributeValue {
-                key: definition.key,
-                display_name: definition.display_name,
-                value,
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<&[AttributeValue]> {
+        let values = self
+            .1
+            .attributes
+            .get_or_try_init(|| async {
+                let loader = ctx.data_unchecked::<AttributesOfContacts>();
+                let values = loader
+                    .load_one((self.0.project_id, self.0.id))
+                    .await
+                    .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?
+                    .unwrap_or_default();
+                Ok::<_, AppError>(values.into_iter().map(attribute_value).collect())
             })
-            .collect())
+            .await?;
+        Ok(values)
     }
     async fn opted_in(&self) -> bool {
         self.0.opted_in
@@ -309,13 +331,21 @@ impl ContactEvent {
     }
 }
 
-/// Loads the tags and attribute values a page's contacts are asked for in one statement,
-/// and hands them to the DataLoaders that the contacts' fields read from.
-async fn prefetch_details(
+fn attribute_value((definition, value): (attribute::Model, String)) -> AttributeValue {
+    AttributeValue {
+        key: definition.key,
+        display_name: definition.display_name,
+        value,
+    }
+}
+
+/// A page's contacts, with the tags and attribute values they are asked for loaded in one
+/// statement and handed to each contact directly.
+async fn with_details(
     ctx: &Context<'_>,
     project_id: Uuid,
-    contacts: &[contact::Model],
-) -> Result<(), AppError> {
+    contacts: Vec<contact::Model>,
+) -> Result<Vec<Contact>, AppError> {
     let ahead = ctx.look_ahead();
     let (node, nodes) = (ahead.field("edges").field("node"), ahead.field("nodes"));
     let asked = |field: &str| node.field(field).exists() || nodes.field(field).exists();
@@ -324,17 +354,31 @@ async fn prefetch_details(
         attributes: asked("attributes"),
     };
     if contacts.is_empty() || !(wanted.tags || wanted.attributes) {
-        return Ok(());
+        return Ok(contacts.into_iter().map(Contact::new).collect());
     }
     let ids: Vec<Uuid> = contacts.iter().map(|c| c.id).collect();
-    let details = loaders::page_details(&app_state(ctx).db, project_id, &ids, wanted).await?;
-    ctx.data_unchecked::<TagsOfContacts>()
-        .feed_many(details.tags)
-        .await;
-    ctx.data_unchecked::<AttributesOfContacts>()
-        .feed_many(details.attributes)
-        .await;
-    Ok(())
+    let mut details = loaders::page_details(&app_state(ctx).db, project_id, &ids, wanted).await?;
+    Ok(contacts
+        .into_iter()
+        .map(|model| {
+            let key = (project_id, model.id);
+            let tags = details
+                .tags
+                .remove(&key)
+                .map(|tags| tags.into_iter().map(Tag).collect());
+            let attributes = details
+                .attributes
+                .remove(&key)
+                .map(|values| values.into_iter().map(attribute_value).collect());
+            Contact(
+                model,
+                ContactDetails {
+                    tags: OnceCell::new_with(tags),
+                    attributes: OnceCell::new_with(attributes),
+                },
+            )
+        })
+        .collect())
 }
 
 #[derive(InputObject, Default)]
@@ -559,12 +603,17 @@ impl ContactsQuery {
         };
         let scope = scope(ctx)?;
         let page = service::list(app_state(ctx), scope, &filter, request).await?;
-        prefetch_details(ctx, scope.project_id, &page.items).await?;
-        let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
-        connection.edges = page
+        let cursors: Vec<String> = page
             .items
+            .iter()
+            .map(|c| Cursor::of(order, c).encode())
+            .collect();
+        let contacts = with_details(ctx, scope.project_id, page.items).await?;
+        let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
+        connection.edges = cursors
             .into_iter()
-            .map(|c| Edge::new(Cursor::of(order, &c).encode(), Contact(c)))
+            .zip(contacts)
+            .map(|(cursor, contact)| Edge::new(cursor, contact))
             .collect();
         Ok(connection)
     }
@@ -582,7 +631,7 @@ impl ContactsQuery {
     #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
         let id = parse_id("id", &id)?;
-        Ok(Contact(
+        Ok(Contact::new(
             service::find(app_state(ctx), scope(ctx)?, id).await?,
         ))
     }
@@ -602,7 +651,7 @@ impl ContactsQuery {
             bsuid.as_deref(),
         )
         .await?;
-        Ok(Contact(found))
+        Ok(Contact::new(found))
     }
 
     #[graphql(guard = "RoleGuard::read(CONTACT_USERS)")]
@@ -803,7 +852,7 @@ impl ContactsMutation {
             },
         )
         .await?;
-        Ok(Contact(contact))
+        Ok(Contact::new(contact))
     }
 
     #[graphql(guard = "RoleGuard::write(OWNER_MANAGER)")]
@@ -818,7 +867,7 @@ impl ContactsMutation {
             name: input.name,
             phone: input.phone,
         };
-        Ok(Contact(
+        Ok(Contact::new(
             service::update(app_state(ctx), scope(ctx)?, id, changes).await?,
         ))
     }
@@ -832,7 +881,7 @@ impl ContactsMutation {
     ) -> Result<Contact> {
         let id = parse_id("id", &id)?;
         let tag_ids = ids("tagIds", Some(tag_ids))?;
-        Ok(Contact(
+        Ok(Contact::new(
             service::add_tags(app_state(ctx), scope(ctx)?, id, &tag_ids).await?,
         ))
     }
@@ -846,7 +895,7 @@ impl ContactsMutation {
     ) -> Result<Contact> {
         let id = parse_id("id", &id)?;
         let tag_ids = ids("tagIds", Some(tag_ids))?;
-        Ok(Contact(
+        Ok(Contact::new(
             service::remove_tags(app_state(ctx), scope(ctx)?, id, &tag_ids).await?,
         ))
     }
@@ -860,7 +909,7 @@ impl ContactsMutation {
     ) -> Result<Contact> {
         let id = parse_id("id", &id)?;
         let values = values.into_iter().map(|v| (v.key, v.value)).collect();
-        Ok(Contact(
+        Ok(Contact::new(
             service::set_attributes(app_state(ctx), scope(ctx)?, id, values).await?,
         ))
     }
@@ -873,7 +922,7 @@ impl ContactsMutation {
         opted_in: bool,
     ) -> Result<Contact> {
         let id = parse_id("id", &id)?;
-        Ok(Contact(
+        Ok(Contact::new(
             service::set_opted_in(app_state(ctx), scope(ctx)?, id, opted_in).await?,
         ))
     }
@@ -886,7 +935,7 @@ impl ContactsMutation {
         blocked: bool,
     ) -> Result<Contact> {
         let id = parse_id("id", &id)?;
-        Ok(Contact(
+        Ok(Contact::new(
             service::set_incoming_blocked(app_state(ctx), scope(ctx)?, id, blocked).await?,
         ))
     }
