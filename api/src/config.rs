@@ -42,6 +42,9 @@ pub struct ImportSettings {
     /// Uploaded files are stored and read back in pieces of this size, so memory stays
     /// flat whatever the file's size.
     pub chunk_bytes: usize,
+    /// Longest an import batch waits for a row another writer holds before it gives up
+    /// (and the import fails with the reason) instead of waiting without end.
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -131,6 +134,7 @@ impl Default for Settings {
                 max_rows: 2_000_000,
                 batch_rows: 5_000,
                 chunk_bytes: 1024 * 1024,
+                lock_timeout: std::time::Duration::from_secs(30),
             },
         }
     }
@@ -228,6 +232,13 @@ impl Settings {
         }
         if let Some(v) = parse("IMPORT_CHUNK_BYTES") {
             s.imports.chunk_bytes = number("IMPORT_CHUNK_BYTES", &v)?;
+        }
+        if let Some(v) = parse("IMPORT_LOCK_TIMEOUT_MS") {
+            let ms: u64 = number("IMPORT_LOCK_TIMEOUT_MS", &v)?;
+            if ms == 0 {
+                bail!("IMPORT_LOCK_TIMEOUT_MS: 0 would let an import wait without end");
+            }
+            s.imports.lock_timeout = std::time::Duration::from_millis(ms);
         }
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;

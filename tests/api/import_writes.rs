@@ -241,3 +241,51 @@ async fn batches_written_at_once_keep_the_files_order() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_import_kept_waiting_by_another_writer_fails_with_the_reason_and_applies_nothing() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    let mode = parley_tests::Mode::Production;
+    let shared = parley_tests::Shared::fresh(&mode).await;
+    let app = TestApp::spawn_with(mode, &shared, |s| {
+        s.imports.lock_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let owner = app.sign_up("Held").await;
+    prepare(&app, &owner).await;
+    let first = upload(&app, &owner, file(10)).await;
+    start(&app, &owner, &first).await;
+    assert_eq!(finished(&app, &owner, &first).await["added"], 10);
+
+    // Another writer holds one of the contacts the next file updates, and does not let go.
+    let db = Database::connect(shared.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute_unprepared("SELECT id FROM contacts WHERE phone = '+919700000005' FOR UPDATE")
+        .await
+        .unwrap();
+    let second = upload(&app, &owner, file(20)).await;
+    start(&app, &owner, &second).await;
+    let job = finished(&app, &owner, &second).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("held by another change")),
+        "{job}"
+    );
+    let count = app.gql("{ contactCount }").as_member(&owner).data().await;
+    assert_eq!(count["contactCount"], 10, "the failed batch added nothing");
+    holder.rollback().await.unwrap();
+
+    // Once the other writer is done, the same file imports.
+    let again = upload(&app, &owner, file(20)).await;
+    start(&app, &owner, &again).await;
+    let job = finished(&app, &owner, &again).await;
+    assert_eq!(
+        (job["added"].as_i64(), job["updated"].as_i64()),
+        (Some(10), Some(10))
+    );
+}

@@ -208,7 +208,7 @@ pub async fn run(state: AppState, job_id: Uuid) {
     if let Err(err) = execute(&state, job_id).await {
         tracing::error!(%job_id, error = ?err, "import failed");
         let message = match &err {
-            AppError::BadInput { message, .. } => message.clone(),
+            AppError::BadInput { message, .. } | AppError::Conflict(message) => message.clone(),
             _ => "the import stopped on an internal error; it changed nothing after its last \
                   reported progress"
                 .to_owned(),
@@ -401,13 +401,9 @@ async fn write_postgres(
         if !postgres::progress(&mut tx, job.id, oldest.processed, counts, now).await? {
             return Ok(false);
         }
-        tx.commit().await.map_err(pg_error)?;
+        tx.commit().await.map_err(postgres::db)?;
         publish_progress(state, job.id).await;
     }
-}
-
-fn pg_error(e: sea_orm::sqlx::Error) -> AppError {
-    AppError::from(sea_orm::DbErr::Custom(e.to_string()))
 }
 
 /// Boxed: sqlx's futures over `&mut PgConnection` otherwise defeat the compiler's proof
@@ -420,7 +416,16 @@ fn write_batch(
 ) -> futures::future::BoxFuture<'static, AppResult<Written>> {
     Box::pin(async move {
         let pool = state.db.get_postgres_connection_pool();
-        let mut tx = pool.begin().await.map_err(pg_error)?;
+        let mut tx = pool.begin().await.map_err(postgres::db)?;
+        // Another writer (another import of overlapping phones) could close a wait cycle
+        // through our in-order commits, which PostgreSQL's deadlock check cannot see: a
+        // bounded wait turns that into an error rather than a stuck import.
+        let lock_timeout = state.settings.imports.lock_timeout.as_millis().to_string();
+        sea_orm::sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(lock_timeout)
+            .execute(&mut *tx)
+            .await
+            .map_err(postgres::db)?;
         let counts = postgres::apply(&mut tx, project_id, job_id, prepared, Utc::now()).await?;
         Ok(Written { tx, counts })
     })

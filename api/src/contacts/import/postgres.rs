@@ -105,7 +105,18 @@ fn copy<'c>(
     })
 }
 
-fn db(err: sqlx::Error) -> AppError {
+pub(super) fn db(err: sqlx::Error) -> AppError {
+    // lock_not_available: the batch's bounded wait for another writer's rows ran out.
+    if let Some(e) = err.as_database_error()
+        && e.code().as_deref() == Some("55P03")
+    {
+        return AppError::Conflict(
+            "the file's contacts were held by another change for longer than the import may \
+             wait (IMPORT_LOCK_TIMEOUT_MS); nothing after its last reported progress was \
+             applied, and the file can be imported again"
+                .into(),
+        );
+    }
     AppError::from(sea_orm::DbErr::Custom(err.to_string()))
 }
 
