@@ -579,7 +579,7 @@ impl ContactsQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Connection<String, Contact>> {
+    ) -> Result<Connection<Cursor, Contact>> {
         let filter = to_filter(filter)?;
         let size = |field: &'static str, n: Option<i32>| {
             n.map(|n| {
@@ -603,11 +603,7 @@ impl ContactsQuery {
         };
         let scope = scope(ctx)?;
         let page = service::list(app_state(ctx), scope, &filter, request).await?;
-        let cursors: Vec<String> = page
-            .items
-            .iter()
-            .map(|c| Cursor::of(order, c).encode())
-            .collect();
+        let cursors: Vec<Cursor> = page.items.iter().map(|c| Cursor::of(order, c)).collect();
         let contacts = with_details(ctx, scope.project_id, page.items).await?;
         let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
         connection.edges = cursors

@@ -60,6 +60,20 @@ impl Cursor {
     }
 }
 
+/// An edge keeps its cursor as it is and encodes it only when the cursor is asked for,
+/// so a page that never reads its cursors never spends time making them.
+impl async_graphql::connection::CursorType for Cursor {
+    type Error = AppError;
+
+    fn decode_cursor(raw: &str) -> AppResult<Self> {
+        Self::decode("cursor", raw)
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.encode()
+    }
+}
+
 pub struct Request {
     pub order: ContactOrder,
     pub first: Option<usize>,
