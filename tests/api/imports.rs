@@ -720,7 +720,7 @@ async fn stored_chunks(shared: &parley_tests::Shared) -> i64 {
 }
 
 #[tokio::test]
-async fn a_file_refused_late_leaves_no_chunks_behind() {
+async fn a_refused_or_finished_file_leaves_no_chunks_behind() {
     let mode = parley_tests::Mode::Production;
     let shared = parley_tests::Shared::fresh(&mode).await;
     let app = TestApp::spawn_with(mode, &shared, |s| {
@@ -764,6 +764,16 @@ async fn a_file_refused_late_leaves_no_chunks_behind() {
     let uploaded = upload(&app, &owner, "good.csv", good.clone()).await;
     assert_eq!(uploaded["import"]["totalRows"], 50);
     assert_eq!(stored_chunks(&shared).await, good.len().div_ceil(64) as i64);
+
+    // Once imported, the file's chunks are gone.
+    let id = uploaded["import"]["id"].as_str().unwrap();
+    let mapping = json!([
+        { "column": "Name", "field": "NAME" },
+        { "column": "Phone", "field": "PHONE" },
+    ]);
+    let job = run(&app, &owner, id, mapping).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    assert_eq!(stored_chunks(&shared).await, 0);
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use std::{
 };
 
 use chrono::Utc;
-use parley_entity::{import_issue, import_job};
+use parley_entity::{import_file_chunk, import_issue, import_job};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
     sea_query::Expr,
@@ -531,14 +531,25 @@ async fn finish(
     error: Option<String>,
 ) -> AppResult<()> {
     let now = Utc::now();
-    import_job::Entity::update_many()
+    let txn = state.db.begin().await?;
+    let ended = import_job::Entity::update_many()
         .col_expr(import_job::Column::Status, Expr::value(status))
         .col_expr(import_job::Column::Error, Expr::value(error))
         .col_expr(import_job::Column::FinishedAt, Expr::value(now))
         .filter(import_job::Column::Id.eq(job_id))
         .filter(import_job::Column::Status.eq(RUNNING))
-        .exec(&state.db)
-        .await?;
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if ended == 1 {
+        // An ended job never reads its file again (its failed rows live in its issues), so
+        // the file's space goes back at once rather than with the job.
+        import_file_chunk::Entity::delete_many()
+            .filter(import_file_chunk::Column::JobId.eq(job_id))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
     publish_progress(state, job_id).await;
     Ok(())
 }
