@@ -818,3 +818,35 @@ async fn contacts_are_found_by_phone_in_any_notation_or_by_bsuid() {
         .await
         .expect_error("CONFLICT");
 }
+
+#[tokio::test]
+async fn mutations_in_one_request_each_see_what_the_one_before_left() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("InTurn").await;
+    let vip = tag(&app, &owner, "VIP").await;
+    attribute(&app, &owner, "city").await;
+    let id = contact(
+        &app,
+        &owner,
+        json!({ "name": "Asha", "phone": "+919812300077" }),
+    )
+    .await["id"]
+        .clone();
+    let data = app
+        .gql(
+            "mutation($id: ID!, $t: [ID!]!) {
+               added: addContactTags(id: $id, tagIds: $t) { tags { name } }
+               removed: removeContactTags(id: $id, tagIds: $t) { tags { name } }
+               pune: setContactAttributes(id: $id, values: [{ key: \"city\", value: \"Pune\" }]) { attributes { value } }
+               goa: setContactAttributes(id: $id, values: [{ key: \"city\", value: \"Goa\" }]) { attributes { value } }
+             }",
+        )
+        .as_member(&owner)
+        .vars(json!({ "id": id, "t": [vip] }))
+        .data()
+        .await;
+    assert_eq!(data["added"]["tags"], json!([{ "name": "VIP" }]));
+    assert_eq!(data["removed"]["tags"], json!([]));
+    assert_eq!(data["pune"]["attributes"], json!([{ "value": "Pune" }]));
+    assert_eq!(data["goa"]["attributes"], json!([{ "value": "Goa" }]));
+}

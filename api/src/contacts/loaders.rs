@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::dataloader::{DataLoader, Loader};
 use parley_entity::{attribute, contact_attribute, contact_tag, tag};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -18,8 +18,8 @@ use crate::errors::AppError;
 pub type ContactKey = (Uuid, Uuid);
 
 /// The per-request loaders, caching so that a page can hand over what it loaded.
-pub type TagsOfContacts = DataLoader<ContactTagsLoader, HashMapCache>;
-pub type AttributesOfContacts = DataLoader<ContactAttributesLoader, HashMapCache>;
+pub type TagsOfContacts = DataLoader<ContactTagsLoader>;
+pub type AttributesOfContacts = DataLoader<ContactAttributesLoader>;
 
 pub struct ContactTagsLoader {
     pub db: DatabaseConnection,

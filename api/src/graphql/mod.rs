@@ -6,10 +6,7 @@ pub mod relay;
 pub mod types;
 pub mod ws;
 
-use async_graphql::{
-    Context, MergedObject, MergedSubscription, Schema,
-    dataloader::{DataLoader, HashMapCache},
-};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
 
 use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
@@ -95,16 +92,15 @@ pub fn request_data(
             loaders::UserLoader::new(db()),
             tokio::spawn,
         ))
-        // With a cache, so that a contacts page can hand over what it loaded for its rows.
-        .data(DataLoader::with_cache(
+        // Without a cache: the fields of one request's mutations run in turn, and each must
+        // see the tags and values the one before it left.
+        .data(DataLoader::new(
             ContactTagsLoader { db: db() },
             tokio::spawn,
-            HashMapCache::default(),
         ))
-        .data(DataLoader::with_cache(
+        .data(DataLoader::new(
             ContactAttributesLoader { db: db() },
             tokio::spawn,
-            HashMapCache::default(),
         ))
 }
 

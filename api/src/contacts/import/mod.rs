@@ -24,7 +24,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 use serde_json::json;
-use tokio::sync::mpsc::Receiver;
+use tokio::sync::mpsc::{Receiver, error::TryRecvError};
 use uuid::Uuid;
 
 use self::{batch::RowResult, csv_file::FileError, mapping::ColumnMapping, row::RowContext};
@@ -240,7 +240,7 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
     let batch_rows = state.settings.imports.batch_rows.max(1);
     // The file streams from the database a chunk or two ahead of the parser.
     let (file, fetcher) = stored_file::open(state.db.clone(), job_id);
-    let _stop_fetcher = AbortOnDrop(fetcher);
+    let mut fetcher = AbortOnDrop(fetcher);
     let parser = tokio::task::spawn_blocking(move || -> Result<(), csv::Error> {
         let ctx = RowContext {
             mapping: &mapping,
@@ -304,6 +304,8 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
             csv::ErrorKind::Utf8 { .. } => file_error(FileError::NotUtf8),
             _ => AppError::internal(e),
         })?;
+    // A fetcher that died would have closed the stream as if the file ended there.
+    fetcher.join().await.map_err(AppError::internal)?;
     let finished = finish(state, job.id, COMPLETED, None).await;
     // The rows are in once the job says so; fresh statistics (autovacuum's work, which may
     // be off or late) only make the queries that follow better planned.
@@ -367,18 +369,28 @@ async fn write_postgres(
             let next = match held_back.take() {
                 Some(next) => next,
                 None if input_done => break,
-                None => match parsed.recv().await {
-                    Some((processed, results)) => {
-                        let prepared = batch::prepare(results);
-                        let phones = prepared.merged.iter().map(|(_, p)| p.phone.clone());
-                        let phones = phones.collect();
-                        (processed, prepared, phones)
+                None => {
+                    // With a batch in flight, take only a batch already parsed: waiting for
+                    // the parser here would keep the finished batch's locks and connection.
+                    let received = if in_flight.is_empty() {
+                        parsed.recv().await.ok_or(TryRecvError::Disconnected)
+                    } else {
+                        parsed.try_recv()
+                    };
+                    match received {
+                        Ok((processed, results)) => {
+                            let prepared = batch::prepare(results);
+                            let phones = prepared.merged.iter().map(|(_, p)| p.phone.clone());
+                            let phones = phones.collect();
+                            (processed, prepared, phones)
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            input_done = true;
+                            break;
+                        }
                     }
-                    None => {
-                        input_done = true;
-                        break;
-                    }
-                },
+                }
             };
             if in_flight.iter().any(|f| !f.phones.is_disjoint(&next.2)) {
                 held_back = Some(next);
@@ -513,6 +525,13 @@ fn parse_row(row: u64, record: &csv::StringRecord, ctx: &RowContext<'_>) -> RowR
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Waits for the task to end: an error if it panicked.
+    async fn join(&mut self) -> Result<(), tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
