@@ -525,18 +525,16 @@ async fn keyset_page(
         .limit(PAGE)
         .all(db)
         .await?;
-    let (Some(first), Some(last)) = (contacts.first(), contacts.last()) else {
+    if contacts.is_empty() {
         return Ok(None);
-    };
-    // Pages go by id, so the page's tags and values are a range of the tables' primary
-    // keys (contact_id first): one range scan each instead of a list of thousands of ids.
-    // Rows of contacts the filter left out are never looked up.
-    let (first, last) = (first.id, last.id);
+    }
+    // Only the page's own contacts: under a filter, a range of ids from the page's first to
+    // its last could span most of the project.
+    let ids: Vec<Uuid> = contacts.iter().map(|c| c.id).collect();
     let mut tags: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for link in contact_tag::Entity::find()
         .filter(contact_tag::Column::ProjectId.eq(project_id))
-        .filter(contact_tag::Column::ContactId.gte(first))
-        .filter(contact_tag::Column::ContactId.lte(last))
+        .filter(contact_tag::Column::ContactId.is_in(ids.iter().copied()))
         .all(db)
         .await?
     {
@@ -545,8 +543,7 @@ async fn keyset_page(
     let mut values: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
     for v in contact_attribute::Entity::find()
         .filter(contact_attribute::Column::ProjectId.eq(project_id))
-        .filter(contact_attribute::Column::ContactId.gte(first))
-        .filter(contact_attribute::Column::ContactId.lte(last))
+        .filter(contact_attribute::Column::ContactId.is_in(ids.iter().copied()))
         .all(db)
         .await?
     {
