@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use parley_tests::{CLICKHOUSE_URL, TestApp, eventually};
+use parley_tests::{TestApp, eventually};
 use serde_json::{Value, json};
 
 const REPORT: &str = "query($from: DateTime!, $to: DateTime!) { activityReport(from: $from, to: $to) { day kind count } }";
@@ -8,24 +8,6 @@ const REPORT: &str = "query($from: DateTime!, $to: DateTime!) { activityReport(f
 fn today_range() -> Value {
     let now = chrono::Utc::now();
     json!({ "from": (now - chrono::Duration::days(1)).to_rfc3339(), "to": (now + chrono::Duration::days(1)).to_rfc3339() })
-}
-
-/// Counts rows straight from ClickHouse over its HTTP interface.
-async fn clickhouse_count(app: &TestApp, sql: &str) -> u64 {
-    let database = &app.settings.clickhouse.as_ref().unwrap().database;
-    let text = app
-        .http
-        .post(format!("{CLICKHOUSE_URL}/?database={database}"))
-        .body(sql.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("ClickHouse said: {text}"))
 }
 
 #[tokio::test]
@@ -37,12 +19,9 @@ async fn events_recorded_with_a_change_reach_clickhouse_once() {
 
     let project = &owner.project_id;
     eventually(Duration::from_secs(15), "events in ClickHouse", || async {
-        clickhouse_count(
-            &app,
-            &format!(
-                "SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')"
-            ),
-        )
+        app.clickhouse_count(&format!(
+            "SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')"
+        ))
         .await
             >= 3
     })
@@ -117,20 +96,15 @@ async fn a_refused_change_records_no_event() {
         .expect_error("PLAN_LIMIT_REACHED");
     let project = owner.project_id.clone();
     eventually(Duration::from_secs(15), "six events shipped", || async {
-        clickhouse_count(
-            &app,
-            &format!(
-                "SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')"
-            ),
-        )
+        app.clickhouse_count(&format!(
+            "SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}')"
+        ))
         .await
             >= 6
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let added = clickhouse_count(
-        &app,
-        &format!("SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}') AND kind = 'member.added'"),
+    let added = app.clickhouse_count(&format!("SELECT uniqExact(event_id) FROM events WHERE project_id = toUUID('{project}') AND kind = 'member.added'"),
     )
     .await;
     assert_eq!(added, 5);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use parley_tests::{CLICKHOUSE_URL, Owner, TestApp, eventually};
+use parley_tests::{Owner, TestApp, eventually};
 use serde_json::{Value, json};
 
 const UPLOAD: &str =
@@ -128,24 +128,6 @@ async fn two_imports_of_one_file_at_once_create_each_contact_once() {
     assert_eq!(contact["journey"]["edges"].as_array().unwrap().len(), 2);
 }
 
-/// Counts rows straight from ClickHouse over its HTTP interface.
-async fn clickhouse_count(app: &TestApp, sql: &str) -> u64 {
-    let database = &app.settings.clickhouse.as_ref().unwrap().database;
-    let text = app
-        .http
-        .post(format!("{CLICKHOUSE_URL}/?database={database}"))
-        .body(sql.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("ClickHouse said: {text}"))
-}
-
 #[tokio::test]
 async fn every_imported_row_reaches_analytics_with_its_contact() {
     let app = TestApp::spawn().await;
@@ -173,8 +155,8 @@ async fn every_imported_row_reaches_analytics_with_its_contact() {
         Duration::from_secs(15),
         "import events in ClickHouse",
         || async {
-            clickhouse_count(&app, &count(true)).await == 40
-                && clickhouse_count(&app, &count(false)).await == 40
+            app.clickhouse_count(&count(true)).await == 40
+                && app.clickhouse_count(&count(false)).await == 40
         },
     )
     .await;

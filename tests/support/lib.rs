@@ -144,6 +144,24 @@ impl TestApp {
     pub fn gql(&self, query: &str) -> Gql<'_> {
         Gql::new(self, query)
     }
+
+    /// Counts rows straight from this server's ClickHouse database over its HTTP interface.
+    pub async fn clickhouse_count(&self, sql: &str) -> u64 {
+        let database = &self.settings.clickhouse.as_ref().unwrap().database;
+        let text = self
+            .http
+            .post(format!("{CLICKHOUSE_URL}/?database={database}"))
+            .body(sql.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("ClickHouse said: {text}"))
+    }
 }
 
 /// Waits until `check` holds, polling; fails the test after `timeout`.
