@@ -62,24 +62,8 @@ async fn start(app: &TestApp, owner: &Owner, id: &str) {
 }
 
 async fn finished(app: &TestApp, owner: &Owner, id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = app
-            .gql(JOB)
-            .as_member(owner)
-            .vars(json!({ "id": id }))
-            .data()
-            .await["contactImport"]
-            .clone();
-        if job["status"] == "COMPLETED" || job["status"] == "FAILED" {
-            return job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the import did not finish: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.import_when_ended(owner, JOB, id, Duration::from_secs(120))
+        .await
 }
 
 #[tokio::test]

@@ -47,24 +47,8 @@ async fn run(app: &TestApp, who: &Owner, id: &str, mapping: Value) -> Value {
         .vars(json!({ "id": id, "mapping": mapping }))
         .data()
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = app
-            .gql(JOB)
-            .as_member(who)
-            .vars(json!({ "id": id }))
-            .data()
-            .await["contactImport"]
-            .clone();
-        if job["status"] == "COMPLETED" || job["status"] == "FAILED" {
-            return job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the import did not finish: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.import_when_ended(who, JOB, id, Duration::from_secs(60))
+        .await
 }
 
 fn messy_mapping() -> Value {

@@ -145,6 +145,35 @@ impl TestApp {
         Gql::new(self, query)
     }
 
+    /// Polls an import with `query` (which takes `$id` and selects `contactImport` with its
+    /// `status`) until it has ended; returns the job. Fails the test after `timeout`.
+    pub async fn import_when_ended(
+        &self,
+        who: &Owner,
+        query: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self
+                .gql(query)
+                .as_member(who)
+                .vars(serde_json::json!({ "id": id }))
+                .data()
+                .await["contactImport"]
+                .clone();
+            if job["status"] == "COMPLETED" || job["status"] == "FAILED" {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the import did not end: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Counts rows straight from this server's ClickHouse database over its HTTP interface.
     pub async fn clickhouse_count(&self, sql: &str) -> u64 {
         let database = &self.settings.clickhouse.as_ref().unwrap().database;
