@@ -35,14 +35,7 @@ async fn contact(app: &TestApp, who: &Owner, input: Value) -> Value {
 }
 
 fn names(list: &Value) -> Vec<String> {
-    let mut names: Vec<String> = list["contacts"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
+    parley_tests::sorted_contact_names(list)
 }
 
 #[tokio::test]

@@ -86,13 +86,7 @@ async fn listed_names(app: &TestApp, who: &Owner, filter: &Value) -> Vec<String>
         .vars(json!({ "f": filter }))
         .data()
         .await;
-    let mut names: Vec<String> = data["contacts"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
+    let names = parley_tests::sorted_contact_names(&data);
     assert_eq!(data["contactCount"], names.len(), "fewer than a page");
     names
 }

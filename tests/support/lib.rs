@@ -193,6 +193,18 @@ impl TestApp {
     }
 }
 
+/// The contact names of a `contacts { edges { node { name } } }` answer, sorted.
+pub fn sorted_contact_names(data: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = data["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Waits until `check` holds, polling; fails the test after `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where
