@@ -36,6 +36,7 @@ use crate::{
     health, observability,
     realtime::{InProcessBus, RedisBus, SharedBus},
     state::AppState,
+    whatsapp::{self, WhatsApp},
 };
 
 pub struct Application {
@@ -78,6 +79,7 @@ impl Application {
         };
         let analytics = analytics_store(&settings).await?;
         let jwt = Arc::new(JwtKeys::new(&settings.jwt, &jwt_secret(&settings)?));
+        let whatsapp = Arc::new(WhatsApp::new(db.clone(), &settings.whatsapp)?);
         let state = AppState {
             db,
             bus,
@@ -86,6 +88,7 @@ impl Application {
             settings: Arc::new(settings.clone()),
             statements,
             credentials: Arc::new(CredentialCache::new(SESSION_TTL)),
+            whatsapp,
         };
         let schema = graphql::build_schema(state.clone(), &settings.graphql);
         let router = router(HttpState {
@@ -160,6 +163,8 @@ impl Application {
         );
         let shipper_task = shipper.spawn(stopped.clone());
         let imports_task = tokio::spawn(resume_imports(self.state.clone(), stopped.clone()));
+        let webhooks_task =
+            tokio::spawn(whatsapp::worker::run(self.state.clone(), stopped.clone()));
         axum::serve(
             self.listener,
             self.router
@@ -170,6 +175,7 @@ impl Application {
         // The shipper makes a last flush on the way out; what remains ships next start.
         let _ = shipper_task.await;
         imports_task.abort();
+        let _ = webhooks_task.await;
         Ok(())
     }
 }
@@ -213,6 +219,10 @@ fn router(state: HttpState) -> Router {
         .route("/downloads/{token}", get(downloads::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route_service(
+            whatsapp::webhook::PATH,
+            whatsapp::webhook::routes(state.app.clone()),
+        )
         .layer(DefaultBodyLimit::max(max_body))
         // Also caps bodies read as streams (uploads).
         .layer(RequestBodyLimitLayer::new(max_body))

@@ -30,6 +30,41 @@ pub struct Settings {
     /// Countries WhatsApp Business cannot reach, by E.164 prefix.
     pub unreachable: Unreachable,
     pub imports: ImportSettings,
+    pub whatsapp: WhatsAppSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct WhatsAppSettings {
+    /// Meta's Graph API (a local fake in tests).
+    pub graph_url: String,
+    pub api_version: String,
+    /// Longest a single call to Meta may take.
+    pub timeout: Duration,
+    /// Attempts per call when Meta fails for a moment (5xx, rate limits).
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    /// The Meta app's secret: signs every webhook unless a project has its own app.
+    pub app_secret: Option<SecretString>,
+    /// Answers Meta's webhook verification challenge (projects may set their own).
+    pub verify_token: Option<SecretString>,
+    /// Projects without Cloud API credentials use the sandbox; off refuses their sends.
+    pub sandbox_enabled: bool,
+    pub sandbox: SandboxSettings,
+    /// Largest webhook body accepted.
+    pub max_webhook_bytes: usize,
+}
+
+/// The sandbox's clock and its share of failures and replies.
+#[derive(Clone, Debug)]
+pub struct SandboxSettings {
+    /// Time between a send and each of its statuses (sent, delivered, read).
+    pub status_step: Duration,
+    /// Time Meta's review of a submitted template takes.
+    pub review_delay: Duration,
+    /// Share of sends, in percent, that fail as Meta would (undeliverable, say).
+    pub failure_percent: u8,
+    /// Share of read messages, in percent, that the recipient answers.
+    pub reply_percent: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -136,6 +171,23 @@ impl Default for Settings {
                 chunk_bytes: 1024 * 1024,
                 lock_timeout: std::time::Duration::from_secs(30),
             },
+            whatsapp: WhatsAppSettings {
+                graph_url: "https://graph.facebook.com".into(),
+                api_version: "v23.0".into(),
+                timeout: Duration::from_secs(15),
+                max_attempts: 3,
+                backoff_base: Duration::from_millis(500),
+                app_secret: None,
+                verify_token: None,
+                sandbox_enabled: true,
+                sandbox: SandboxSettings {
+                    status_step: Duration::from_secs(2),
+                    review_delay: Duration::from_secs(5),
+                    failure_percent: 5,
+                    reply_percent: 20,
+                },
+                max_webhook_bytes: 1024 * 1024,
+            },
         }
     }
 }
@@ -240,6 +292,7 @@ impl Settings {
             }
             s.imports.lock_timeout = std::time::Duration::from_millis(ms);
         }
+        whatsapp_from_lookup(&mut s.whatsapp, &parse)?;
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;
         }
@@ -286,6 +339,57 @@ impl Settings {
     pub fn is_embedded_database(&self) -> bool {
         self.database_url().starts_with("sqlite:")
     }
+}
+
+fn whatsapp_from_lookup(
+    w: &mut WhatsAppSettings,
+    parse: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(v) = parse("WHATSAPP_GRAPH_URL") {
+        w.graph_url = v.trim_end_matches('/').to_owned();
+    }
+    if let Some(v) = parse("WHATSAPP_API_VERSION") {
+        w.api_version = v;
+    }
+    if let Some(v) = parse("WHATSAPP_TIMEOUT_MS") {
+        w.timeout = Duration::from_millis(number("WHATSAPP_TIMEOUT_MS", &v)?);
+    }
+    if let Some(v) = parse("WHATSAPP_MAX_ATTEMPTS") {
+        w.max_attempts = number("WHATSAPP_MAX_ATTEMPTS", &v)?;
+        if w.max_attempts == 0 {
+            bail!("WHATSAPP_MAX_ATTEMPTS must be at least 1");
+        }
+    }
+    w.app_secret = parse("WHATSAPP_APP_SECRET").map(SecretString::from);
+    w.verify_token = parse("WHATSAPP_VERIFY_TOKEN").map(SecretString::from);
+    if let Some(v) = parse("WHATSAPP_SANDBOX") {
+        w.sandbox_enabled = boolean("WHATSAPP_SANDBOX", &v)?;
+    }
+    if let Some(v) = parse("WHATSAPP_SANDBOX_STATUS_STEP_MS") {
+        w.sandbox.status_step =
+            Duration::from_millis(number("WHATSAPP_SANDBOX_STATUS_STEP_MS", &v)?);
+    }
+    if let Some(v) = parse("WHATSAPP_SANDBOX_REVIEW_MS") {
+        w.sandbox.review_delay = Duration::from_millis(number("WHATSAPP_SANDBOX_REVIEW_MS", &v)?);
+    }
+    if let Some(v) = parse("WHATSAPP_SANDBOX_FAILURE_PERCENT") {
+        w.sandbox.failure_percent = percent("WHATSAPP_SANDBOX_FAILURE_PERCENT", &v)?;
+    }
+    if let Some(v) = parse("WHATSAPP_SANDBOX_REPLY_PERCENT") {
+        w.sandbox.reply_percent = percent("WHATSAPP_SANDBOX_REPLY_PERCENT", &v)?;
+    }
+    if let Some(v) = parse("WHATSAPP_WEBHOOK_MAX_BYTES") {
+        w.max_webhook_bytes = number("WHATSAPP_WEBHOOK_MAX_BYTES", &v)?;
+    }
+    Ok(())
+}
+
+fn percent(key: &str, value: &str) -> anyhow::Result<u8> {
+    let n: u8 = number(key, value)?;
+    if n > 100 {
+        bail!("{key}: a percentage from 0 to 100, got {n}");
+    }
+    Ok(n)
 }
 
 fn number<T: std::str::FromStr>(key: &str, value: &str) -> anyhow::Result<T> {

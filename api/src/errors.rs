@@ -32,6 +32,17 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// A mutation was sent over GET.
     MethodNotAllowed,
+    /// A free-form message outside the 24 hours after the contact's last message; send
+    /// an approved template instead.
+    WindowClosed,
+    /// The template is not approved by Meta (draft, pending, rejected, paused, disabled).
+    TemplateNotApproved,
+    /// The contact opted out (STOP) of messages from the business.
+    ContactOptedOut,
+    /// The project has no WhatsApp number and the sandbox is off.
+    WhatsAppNotConnected,
+    /// Meta refused the request; `extensions.metaCode` is Meta's error code.
+    ProviderRejected,
 }
 
 impl ErrorCode {
@@ -50,6 +61,11 @@ impl ErrorCode {
             Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::WindowClosed => "CUSTOMER_SERVICE_WINDOW_CLOSED",
+            Self::TemplateNotApproved => "TEMPLATE_NOT_APPROVED",
+            Self::ContactOptedOut => "CONTACT_OPTED_OUT",
+            Self::WhatsAppNotConnected => "WHATSAPP_NOT_CONNECTED",
+            Self::ProviderRejected => "PROVIDER_REJECTED",
         }
     }
 }
@@ -73,6 +89,21 @@ pub enum AppError {
     PlanLimit(String),
     #[error("the project is archived and cannot be changed")]
     ProjectArchived,
+    /// A rule of WhatsApp's stands in the way (`code` says which).
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
+    /// Meta refused the request with its own error code.
+    #[error("WhatsApp refused the request: {message}")]
+    Provider {
+        meta_code: Option<i64>,
+        message: String,
+    },
+    /// Several inputs are wrong at once; each problem names its input path.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        problems: Vec<Problem>,
+    },
     #[error("a service is unavailable, please retry")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -80,6 +111,14 @@ pub enum AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// One wrong input among several: where, a stable code, and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub path: String,
+    pub code: String,
+    pub message: String,
+}
 
 impl AppError {
     pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
@@ -104,6 +143,9 @@ impl AppError {
             Self::ProjectArchived => ErrorCode::ProjectArchived,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
+            Self::Refused { code, .. } => *code,
+            Self::Provider { .. } => ErrorCode::ProviderRejected,
+            Self::Invalid { .. } => ErrorCode::BadUserInput,
         }
     }
 }
@@ -142,6 +184,22 @@ impl ErrorExtensions for AppError {
                     e.set("code", code.as_str());
                     if let Some(field) = field {
                         e.set("field", *field);
+                    }
+                }),
+            Self::Provider { meta_code, .. } => async_graphql::Error::new(self.to_string())
+                .extend_with(|_, e| {
+                    e.set("code", code.as_str());
+                    if let Some(meta_code) = meta_code {
+                        e.set("metaCode", *meta_code);
+                    }
+                }),
+            Self::Invalid { problems, .. } => async_graphql::Error::new(self.to_string())
+                .extend_with(|_, e| {
+                    e.set("code", code.as_str());
+                    if let Ok(list) =
+                        serde_json::to_value(problems).and_then(async_graphql::Value::from_json)
+                    {
+                        e.set("problems", list);
                     }
                 }),
             _ => async_graphql::Error::new(self.to_string())

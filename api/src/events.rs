@@ -21,6 +21,20 @@ pub async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Adds an analytics event that happened at `at` (a message's own time, say).
+pub async fn record_at<C: ConnectionTrait>(
+    conn: &C,
+    project_id: Uuid,
+    kind: &str,
+    payload: Value,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    let mut event = Event::new(project_id, kind, None, payload);
+    event.occurred_at = at;
+    outbox::record(conn, &event).await?;
+    Ok(())
+}
+
 /// Tells live subscribers. The change is already committed, so a bus failure is logged
 /// rather than failing the request (clients reconcile on reconnect).
 pub async fn publish(state: &AppState, project_id: Uuid, topic: &str, payload: Value) {

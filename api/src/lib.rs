@@ -12,13 +12,16 @@ pub mod errors;
 pub mod events;
 pub mod graphql;
 pub mod health;
+pub mod messages;
 pub mod observability;
 pub mod pagination;
 pub mod projects;
 pub mod realtime;
 pub mod reports;
 pub mod state;
+pub mod templates;
 pub mod validate;
+pub mod whatsapp;
 
 pub use app::{Application, RunningApp};
 pub use config::Settings;

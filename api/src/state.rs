@@ -10,6 +10,7 @@ use crate::{
     config::Settings,
     db::StatementCounter,
     realtime::SharedBus,
+    whatsapp::WhatsApp,
 };
 
 #[derive(Clone)]
@@ -22,6 +23,7 @@ pub struct AppState {
     pub statements: StatementCounter,
     /// Sessions checked recently; cleared by changes to users, members and projects.
     pub credentials: Arc<CredentialCache>,
+    pub whatsapp: Arc<WhatsApp>,
 }
 
 impl AppState {

@@ -9,6 +9,7 @@ mod m20261125_000003_contacts;
 mod m20261125_000004_imports;
 mod m20261125_000005_segments;
 mod m20261125_000006_import_file_chunks;
+mod m20261126_000007_whatsapp;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_imports::Migration),
             Box::new(m20261125_000005_segments::Migration),
             Box::new(m20261125_000006_import_file_chunks::Migration),
+            Box::new(m20261126_000007_whatsapp::Migration),
         ]
     }
 }

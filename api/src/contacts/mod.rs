@@ -9,6 +9,7 @@ pub mod import;
 pub mod journey;
 pub mod listing;
 pub mod loaders;
+pub mod messaging;
 pub mod phone;
 pub mod segments;
 pub mod service;

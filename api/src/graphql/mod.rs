@@ -19,9 +19,12 @@ use crate::{
         loaders::{ContactAttributesLoader, ContactTagsLoader},
     },
     errors::AppError,
+    messages::graphql::{MessagesMutation, MessagesQuery, MessagesSubscription},
     projects::graphql::{ProjectsMutation, ProjectsQuery, ProjectsSubscription},
     reports::graphql::ReportsQuery,
     state::AppState,
+    templates::graphql::{TemplatesMutation, TemplatesQuery},
+    whatsapp::graphql::{WhatsAppMutation, WhatsAppQuery},
 };
 
 #[derive(MergedObject, Default)]
@@ -32,6 +35,9 @@ pub struct Query(
     ContactsQuery,
     ImportQuery,
     ReportsQuery,
+    WhatsAppQuery,
+    TemplatesQuery,
+    MessagesQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,10 +47,17 @@ pub struct Mutation(
     AgentsMutation,
     ContactsMutation,
     ImportMutation,
+    WhatsAppMutation,
+    TemplatesMutation,
+    MessagesMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(ProjectsSubscription, ImportSubscription);
+pub struct Subscription(
+    ProjectsSubscription,
+    ImportSubscription,
+    MessagesSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

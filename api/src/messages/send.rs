@@ -1,0 +1,322 @@
+//! Sending a message to a contact: WhatsApp's rules checked first (the customer-service
+//! window, approved templates, opt-out), the message recorded before the provider is
+//! called, and its outcome recorded after.
+
+use chrono::Utc;
+use parley_entity::{contact, message};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::store::{self, ACCEPTED, FAILED, OUTBOUND, PENDING};
+use crate::{
+    auth::Scope,
+    contacts::{messaging, service as contacts},
+    errors::{AppError, AppResult, ErrorCode},
+    events,
+    state::AppState,
+    templates::{self, service::ParameterInput},
+    whatsapp::{
+        accounts,
+        provider::{Content, FailureKind, MediaKind, OutboundMessage, ProviderError, Recipient},
+    },
+};
+
+pub enum SendContent {
+    Text(String),
+    Media {
+        kind: MediaKind,
+        link: String,
+        caption: Option<String>,
+        filename: Option<String>,
+    },
+    Template {
+        template_id: Uuid,
+        parameters: Vec<ParameterInput>,
+        header_media_link: Option<String>,
+    },
+}
+
+pub struct SendRequest {
+    pub contact_id: Uuid,
+    pub content: SendContent,
+    /// A message of this contact's to reply to.
+    pub reply_to: Option<Uuid>,
+}
+
+pub async fn send(
+    state: &AppState,
+    scope: &Scope,
+    request: SendRequest,
+) -> AppResult<message::Model> {
+    let contact = contacts::find(state, scope, request.contact_id).await?;
+    let account = accounts::for_project(&state.db, state, scope.project_id).await?;
+    let to = recipient(&contact)?;
+    let now = Utc::now();
+    let (content, template_id, kind, stored_content) = match request.content {
+        SendContent::Text(body) => {
+            let body = text(&body)?;
+            ensure_window(state, &contact, now).await?;
+            let stored = json!({ "text": { "body": body } });
+            (
+                Content::Text {
+                    preview_url: body.contains("https://") || body.contains("http://"),
+                    body,
+                },
+                None,
+                "text",
+                stored,
+            )
+        }
+        SendContent::Media {
+            kind,
+            link,
+            caption,
+            filename,
+        } => {
+            let link = media_link(&link)?;
+            ensure_window(state, &contact, now).await?;
+            let stored = json!({ kind.as_str(): { "link": link, "caption": caption, "filename": filename } });
+            (
+                Content::Media {
+                    kind,
+                    link,
+                    caption,
+                    filename,
+                },
+                None,
+                kind.as_str(),
+                stored,
+            )
+        }
+        SendContent::Template {
+            template_id,
+            parameters,
+            header_media_link,
+        } => {
+            if !contact.opted_in {
+                return Err(AppError::Refused {
+                    code: ErrorCode::ContactOptedOut,
+                    message: "the contact opted out; templates are not sent to them".into(),
+                });
+            }
+            let rendered = templates::service::render_for_contact(
+                state,
+                scope,
+                template_id,
+                &contact,
+                &parameters,
+                header_media_link,
+            )
+            .await?;
+            let stored = json!({
+                "template": { "name": rendered.name, "language": rendered.language },
+                "text": rendered.preview,
+                "components": rendered.components,
+            });
+            (
+                Content::Template {
+                    name: rendered.name,
+                    language: rendered.language,
+                    components: rendered.components,
+                },
+                Some(template_id),
+                "template",
+                stored,
+            )
+        }
+    };
+    let reply_to = match request.reply_to {
+        Some(id) => Some(reply_target(state, scope, &contact, id).await?),
+        None => None,
+    };
+    let pending = message::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(scope.project_id),
+        contact_id: Set(contact.id),
+        direction: Set(OUTBOUND.into()),
+        kind: Set(kind.into()),
+        content: Set(stored_content.to_string()),
+        wa_message_id: Set(None),
+        status: Set(PENDING.into()),
+        error_code: Set(None),
+        error_title: Set(None),
+        template_id: Set(template_id),
+        context_wa_message_id: Set(reply_to.clone()),
+        reply_to_message_id: Set(request.reply_to),
+        referral: Set(None),
+        pricing: Set(None),
+        sent_by: Set(scope.user_id),
+        occurred_at: Set(now),
+        sent_at: Set(None),
+        delivered_at: Set(None),
+        read_at: Set(None),
+        failed_at: Set(None),
+        replied_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&state.db)
+    .await?;
+    let outbound = OutboundMessage {
+        to,
+        content,
+        reply_to,
+    };
+    let provider = state.whatsapp.provider(&account);
+    let result = provider
+        .send(&accounts::provider_account(&account), &outbound)
+        .await;
+    let (saved, failure) = record_result(state, pending, result).await?;
+    events::publish(
+        state,
+        saved.project_id,
+        "message.created",
+        super::live_payload(&saved),
+    )
+    .await;
+    match failure {
+        None => Ok(saved),
+        Some(err) => Err(provider_error(err)),
+    }
+}
+
+/// Stores what the provider said; statuses that arrived first are applied now.
+async fn record_result(
+    state: &AppState,
+    pending: message::Model,
+    result: Result<crate::whatsapp::provider::SendReceipt, ProviderError>,
+) -> AppResult<(message::Model, Option<ProviderError>)> {
+    let txn = state.db.begin().await?;
+    let mut active: message::ActiveModel = pending.clone().into();
+    active.updated_at = Set(Utc::now());
+    let failure = match result {
+        Ok(receipt) => {
+            active.wa_message_id = Set(Some(receipt.wa_message_id));
+            active.status = Set(ACCEPTED.into());
+            None
+        }
+        Err(err) => {
+            active.status = Set(FAILED.into());
+            active.failed_at = Set(Some(Utc::now()));
+            active.error_code = Set(err.code);
+            active.error_title = Set(Some(err.message.clone()));
+            Some(err)
+        }
+    };
+    let saved = active.update(&txn).await?;
+    let saved = store::refresh(&txn, saved.clone()).await?.unwrap_or(saved);
+    events::record_at(
+        &txn,
+        saved.project_id,
+        "message.outbound",
+        json!({
+            "messageId": saved.id,
+            "contactId": saved.contact_id,
+            "waMessageId": saved.wa_message_id,
+            "type": saved.kind,
+            "templateId": saved.template_id,
+            "accepted": failure.is_none(),
+            "errorCode": saved.error_code,
+        }),
+        saved.occurred_at,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((saved, failure))
+}
+
+fn provider_error(err: ProviderError) -> AppError {
+    match err.kind {
+        FailureKind::Permanent => AppError::Provider {
+            meta_code: err.code,
+            message: err.message,
+        },
+        FailureKind::Transient | FailureKind::RateLimited => {
+            AppError::Unavailable(anyhow::anyhow!("WhatsApp: {}", err.message))
+        }
+    }
+}
+
+fn recipient(contact: &contact::Model) -> AppResult<Recipient> {
+    match (&contact.phone, &contact.bsuid) {
+        (Some(phone), _) => Ok(Recipient::Phone(phone.clone())),
+        (None, Some(bsuid)) => Ok(Recipient::Bsuid(bsuid.clone())),
+        (None, None) => Err(AppError::bad_input(
+            "contactId",
+            "the contact has neither a phone number nor a WhatsApp user id",
+        )),
+    }
+}
+
+async fn ensure_window(
+    state: &AppState,
+    contact: &contact::Model,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<()> {
+    let last = messaging::last_inbound(&state.db, contact.id).await?;
+    if messaging::window_expiry(last, now).is_none() {
+        let since = match last {
+            Some(at) => format!("the contact last wrote at {}", at.to_rfc3339()),
+            None => "the contact has never written".to_owned(),
+        };
+        return Err(AppError::Refused {
+            code: ErrorCode::WindowClosed,
+            message: format!(
+                "free-form messages can only be sent within 24 hours of the contact's last \
+                 message ({since}); send an approved template instead"
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn reply_target(
+    state: &AppState,
+    scope: &Scope,
+    contact: &contact::Model,
+    id: Uuid,
+) -> AppResult<String> {
+    let original = super::find(state, scope, id).await?;
+    if original.contact_id != contact.id {
+        return Err(AppError::bad_input(
+            "replyTo",
+            "the message replied to belongs to another contact",
+        ));
+    }
+    original.wa_message_id.ok_or_else(|| {
+        AppError::bad_input(
+            "replyTo",
+            "the message replied to was never delivered to WhatsApp",
+        )
+    })
+}
+
+/// WhatsApp's limit on a text message's body.
+const MAX_TEXT: usize = 4096;
+
+fn text(body: &str) -> AppResult<String> {
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return Err(AppError::bad_input("text", "the message is empty"));
+    }
+    let length = trimmed.chars().count();
+    if length > MAX_TEXT {
+        return Err(AppError::bad_input(
+            "text",
+            format!("a text message has at most {MAX_TEXT} characters, this one has {length}"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn media_link(link: &str) -> AppResult<String> {
+    let link = link.trim();
+    if !(link.starts_with("https://") || link.starts_with("http://")) || link.len() > 2048 {
+        return Err(AppError::bad_input(
+            "link",
+            "media is sent by a public http(s) link of at most 2,048 characters",
+        ));
+    }
+    Ok(link.to_owned())
+}

@@ -1,0 +1,237 @@
+//! Turns a stored webhook delivery into changes: inbound messages, statuses, template
+//! updates. One transaction per delivery; each part is idempotent, so a delivery that is
+//! processed twice (a retry, a duplicate from Meta) changes nothing the second time.
+
+use std::collections::HashMap;
+
+use parley_entity::{message, webhook_event, whatsapp_account};
+use sea_orm::TransactionTrait;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    accounts,
+    inbox::{MALFORMED, PROCESSED, UNROUTABLE},
+    payload::{
+        self, InboundMessage, MessagesValue, Notification, TemplateCategoryUpdate,
+        TemplateStatusUpdate,
+    },
+};
+use crate::{
+    contacts::{
+        messaging::{self, Inbound, Sender},
+        service::phone_rules,
+    },
+    errors::AppResult,
+    messages::store,
+    state::AppState,
+    templates,
+};
+
+/// What processing a delivery came to.
+pub struct Outcome {
+    pub state: &'static str,
+    /// What could not be applied, and why (kept on the delivery, shown to owners).
+    pub notes: Vec<String>,
+    pub project_id: Option<Uuid>,
+    /// Messages created or changed, to tell live subscribers.
+    pub messages: Vec<(bool, message::Model)>,
+    pub templates: Vec<parley_entity::template::Model>,
+}
+
+pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResult<Outcome> {
+    let mut outcome = Outcome {
+        state: PROCESSED,
+        notes: Vec::new(),
+        project_id: event.project_id,
+        messages: Vec::new(),
+        templates: Vec::new(),
+    };
+    let notification: Notification = match serde_json::from_str(&event.body) {
+        Ok(n) => n,
+        Err(err) => {
+            outcome.state = MALFORMED;
+            outcome.notes.push(format!("not a webhook body: {err}"));
+            return Ok(outcome);
+        }
+    };
+    if notification.object != "whatsapp_business_account" {
+        outcome.state = MALFORMED;
+        outcome.notes.push(format!(
+            "object {:?} is not WhatsApp's",
+            notification.object
+        ));
+        return Ok(outcome);
+    }
+    let (phone_ids, waba_ids) = meta_ids(&notification);
+    let txn = state.db.begin().await?;
+    let known = accounts::by_meta_ids(&txn, &phone_ids, &waba_ids).await?;
+    let by_phone: HashMap<&str, &whatsapp_account::Model> = known
+        .iter()
+        .map(|a| (a.phone_number_id.as_str(), a))
+        .collect();
+    let by_waba: HashMap<&str, &whatsapp_account::Model> =
+        known.iter().map(|a| (a.waba_id.as_str(), a)).collect();
+    let mut routed = false;
+    for entry in &notification.entry {
+        for change in &entry.changes {
+            let applied = match change.field.as_str() {
+                "messages" => {
+                    apply_messages(&txn, state, &change.value, &by_phone, &mut outcome).await?
+                }
+                "message_template_status_update" | "template_category_update" => {
+                    match by_waba.get(entry.id.as_str()) {
+                        Some(account) => {
+                            outcome.project_id = Some(account.project_id);
+                            apply_template(&txn, account, entry.time, change, &mut outcome).await?;
+                            true
+                        }
+                        None => {
+                            outcome
+                                .notes
+                                .push(format!("no project has the WhatsApp account {}", entry.id));
+                            false
+                        }
+                    }
+                }
+                other => {
+                    outcome
+                        .notes
+                        .push(format!("the {other:?} field is not handled"));
+                    true
+                }
+            };
+            routed |= applied;
+        }
+    }
+    txn.commit().await?;
+    if !routed {
+        outcome.state = UNROUTABLE;
+    }
+    Ok(outcome)
+}
+
+fn meta_ids(notification: &Notification) -> (Vec<String>, Vec<String>) {
+    let mut phones = Vec::new();
+    let mut wabas = Vec::new();
+    for entry in &notification.entry {
+        wabas.push(entry.id.clone());
+        for change in &entry.changes {
+            if let Some(id) = change.value["metadata"]["phone_number_id"].as_str() {
+                phones.push(id.to_owned());
+            }
+        }
+    }
+    (phones, wabas)
+}
+
+async fn apply_messages(
+    txn: &sea_orm::DatabaseTransaction,
+    state: &AppState,
+    value: &Value,
+    by_phone: &HashMap<&str, &whatsapp_account::Model>,
+    outcome: &mut Outcome,
+) -> AppResult<bool> {
+    let value: MessagesValue = match serde_json::from_value(value.clone()) {
+        Ok(v) => v,
+        Err(err) => {
+            outcome
+                .notes
+                .push(format!("a messages change is malformed: {err}"));
+            return Ok(false);
+        }
+    };
+    let Some(account) = by_phone.get(value.metadata.phone_number_id.as_str()) else {
+        outcome.notes.push(format!(
+            "no project has the phone number id {}",
+            value.metadata.phone_number_id
+        ));
+        return Ok(false);
+    };
+    let project_id = account.project_id;
+    outcome.project_id = Some(project_id);
+    let rules = phone_rules(txn, state, project_id).await?;
+    for raw in &value.messages {
+        let parsed: InboundMessage = match serde_json::from_value(raw.clone()) {
+            Ok(m) => m,
+            Err(err) => {
+                outcome
+                    .notes
+                    .push(format!("an inbound message is malformed: {err}"));
+                continue;
+            }
+        };
+        let profile = value.contacts.iter().find(|c| {
+            c.wa_id.is_some() && c.wa_id == parsed.from
+                || c.user_id.is_some() && c.user_id == parsed.from_user_id
+        });
+        let sender = Sender {
+            wa_id: parsed.from.as_deref(),
+            bsuid: parsed
+                .from_user_id
+                .as_deref()
+                .or_else(|| profile.and_then(|c| c.user_id.as_deref())),
+            profile_name: profile
+                .and_then(|c| c.profile.as_ref())
+                .and_then(|p| p.name.as_deref()),
+        };
+        let Some(contact) =
+            messaging::sender_contact(txn, project_id, &rules, &sender, parsed.timestamp).await?
+        else {
+            outcome
+                .notes
+                .push(format!("message {} names no sender", parsed.id));
+            continue;
+        };
+        let Some(stored) = store::store_inbound(txn, project_id, contact.id, &parsed, raw).await?
+        else {
+            continue;
+        };
+        let inbound = Inbound {
+            at: parsed.timestamp,
+            text: payload::text_of(raw),
+            referral: parsed.referral.as_ref(),
+        };
+        messaging::apply_inbound(txn, contact, &inbound).await?;
+        outcome.messages.push((true, stored));
+    }
+    for status in &value.statuses {
+        if let Some(changed) = store::apply_status(txn, project_id, status).await? {
+            outcome.messages.push((false, changed));
+        }
+    }
+    Ok(true)
+}
+
+async fn apply_template(
+    txn: &sea_orm::DatabaseTransaction,
+    account: &whatsapp_account::Model,
+    time: Option<i64>,
+    change: &payload::Change,
+    outcome: &mut Outcome,
+) -> AppResult<()> {
+    let at = time.and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    let result = if change.field == "message_template_status_update" {
+        match serde_json::from_value::<TemplateStatusUpdate>(change.value.clone()) {
+            Ok(update) => {
+                templates::service::apply_status_update(txn, account.project_id, &update, at)
+                    .await?
+            }
+            Err(err) => Err(format!("a template status update is malformed: {err}")),
+        }
+    } else {
+        match serde_json::from_value::<TemplateCategoryUpdate>(change.value.clone()) {
+            Ok(update) => {
+                templates::service::apply_category_update(txn, account.project_id, &update, at)
+                    .await?
+            }
+            Err(err) => Err(format!("a template category update is malformed: {err}")),
+        }
+    };
+    match result {
+        Ok(Some(template)) => outcome.templates.push(template),
+        Ok(None) => {}
+        Err(note) => outcome.notes.push(note),
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! A stand-in for Meta's Graph API (the WhatsApp Cloud API) for black-box tests: it
+//! records every request, answers sends and template calls in Meta's documented shapes,
+//! and plays failures a test scripts.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+/// The first template id handed out, so ids look like Meta's long numeric ones.
+const FIRST_TEMPLATE_ID: u64 = 594_425_479_261_000;
+
+/// One request as the fake received it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    pub authorization: Option<String>,
+    /// `Null` when the body is empty or not JSON.
+    pub body: Value,
+}
+
+/// A fake Graph API on a random local port; point the Meta client's `graph_url` at `url`.
+pub struct FakeGraph {
+    pub url: String,
+    shared: Arc<Shared>,
+    server: tokio::task::AbortHandle,
+}
+
+struct Shared {
+    url: String,
+    state: Mutex<FakeState>,
+}
+
+struct FakeState {
+    requests: Vec<Recorded>,
+    scripted: Vec<Scripted>,
+    templates: Vec<StoredTemplate>,
+    page_size: usize,
+    counter: u64,
+}
+
+/// A one-shot answer for the next request whose path contains `path_contains`.
+struct Scripted {
+    path_contains: String,
+    status: StatusCode,
+    body: Value,
+}
+
+struct StoredTemplate {
+    /// The WABA it was submitted to; `None` for templates added by the test, which every
+    /// account lists.
+    waba_id: Option<String>,
+    template: Value,
+}
+
+/// Meta's error shape, with `message` also as `error_data.details`.
+pub fn meta_error(code: i64, message: &str) -> Value {
+    json!({
+        "error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "error_data": { "messaging_product": "whatsapp", "details": message },
+            "fbtrace_id": "AfakeGraphTrace",
+        }
+    })
+}
+
+impl FakeGraph {
+    pub async fn start() -> FakeGraph {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a local port for the fake Graph API");
+        let url = format!("http://{}", listener.local_addr().expect("a local address"));
+        let shared = Arc::new(Shared {
+            url: url.clone(),
+            state: Mutex::new(FakeState {
+                requests: Vec::new(),
+                scripted: Vec::new(),
+                templates: Vec::new(),
+                page_size: 100,
+                counter: 0,
+            }),
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("the fake Graph API serves");
+        });
+        FakeGraph {
+            url,
+            shared,
+            server: server.abort_handle(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.shared.state.lock().expect("the fake's state")
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state().requests.clone()
+    }
+
+    /// Queues a one-shot answer; queued answers are used in order, each by the first
+    /// later request whose path contains `path_contains`.
+    pub fn fail_next(&self, path_contains: &str, status: u16, body: Value) {
+        self.state().scripted.push(Scripted {
+            path_contains: path_contains.to_owned(),
+            status: StatusCode::from_u16(status).expect("a valid HTTP status"),
+            body,
+        });
+    }
+
+    /// Adds a template, in Meta's list shape (with its `id`), listed for every account.
+    pub fn add_template(&self, template: Value) {
+        self.state().templates.push(StoredTemplate {
+            waba_id: None,
+            template,
+        });
+    }
+
+    /// How many templates a list page holds at most (Meta's `limit` may lower it).
+    pub fn set_page_size(&self, n: usize) {
+        assert!(n > 0, "a page holds at least one template");
+        self.state().page_size = n;
+    }
+
+    /// Changes a template's review outcome as the list reports it.
+    pub fn set_template_status(&self, meta_id: &str, status: &str, reason: Option<&str>) {
+        let mut state = self.state();
+        let stored = state
+            .templates
+            .iter_mut()
+            .find(|t| t.template["id"] == meta_id)
+            .unwrap_or_else(|| panic!("the fake Graph API has no template {meta_id}"));
+        stored.template["status"] = status.into();
+        stored.template["rejected_reason"] = reason.unwrap_or("NONE").into();
+    }
+}
+
+impl Drop for FakeGraph {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let mut state = shared.state.lock().expect("the fake's state");
+    state.requests.push(request.clone());
+    let (status, body) = match state.take_scripted(&request.path) {
+        Some(scripted) => (scripted.status, scripted.body),
+        None => state.answer(&shared.url, &method, &request),
+    };
+    (status, Json(body)).into_response()
+}
+
+impl FakeState {
+    fn take_scripted(&mut self, path: &str) -> Option<Scripted> {
+        let index = self
+            .scripted
+            .iter()
+            .position(|s| path.contains(&s.path_contains))?;
+        Some(self.scripted.remove(index))
+    }
+
+    /// What Meta answers by default: `/{version}/{node}/{edge}`.
+    fn answer(&mut self, url: &str, method: &Method, request: &Recorded) -> (StatusCode, Value) {
+        let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            (&Method::POST, [_, _, "messages"]) => self.send(&request.body),
+            (&Method::POST, [_, waba, "message_templates"]) => self.submit(waba, &request.body),
+            (&Method::GET, [_, waba, "message_templates"]) => {
+                self.list(url, &request.path, waba, &request.query)
+            }
+            _ => bad_request(&format!("Unsupported {method} request to {}", request.path)),
+        }
+    }
+
+    fn next_number(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn send(&mut self, body: &Value) -> (StatusCode, Value) {
+        if body["messaging_product"] != "whatsapp" || !body["type"].is_string() {
+            return bad_request("(#100) The parameter messaging_product and type are required");
+        }
+        let contact = match (body["to"].as_str(), body["recipient"].as_str()) {
+            (Some(to), _) => json!({ "input": to, "wa_id": to }),
+            (None, Some(recipient)) => json!({ "input": recipient }),
+            (None, None) => return bad_request("(#100) The parameter to is required"),
+        };
+        let id = format!("wamid.fake.{}", self.next_number());
+        let answer = json!({
+            "messaging_product": "whatsapp",
+            "contacts": [contact],
+            "messages": [{ "id": id }],
+        });
+        (StatusCode::OK, answer)
+    }
+
+    fn submit(&mut self, waba_id: &str, body: &Value) -> (StatusCode, Value) {
+        let required = ["name", "language", "category"];
+        if required.iter().any(|field| !body[field].is_string()) {
+            return bad_request("(#100) The parameters name, language and category are required");
+        }
+        let id = (FIRST_TEMPLATE_ID + self.next_number()).to_string();
+        let template = json!({
+            "id": id,
+            "name": body["name"],
+            "language": body["language"],
+            "status": "PENDING",
+            "category": body["category"],
+            "rejected_reason": "NONE",
+            "parameter_format": body["parameter_format"].as_str().unwrap_or("POSITIONAL"),
+            "components": body.get("components").cloned().unwrap_or_else(|| json!([])),
+        });
+        self.templates.push(StoredTemplate {
+            waba_id: Some(waba_id.to_owned()),
+            template,
+        });
+        let answer = json!({ "id": id, "status": "PENDING", "category": body["category"] });
+        (StatusCode::OK, answer)
+    }
+
+    /// A page in Meta's shape; cursors are positions in the account's list.
+    fn list(&self, url: &str, path: &str, waba_id: &str, query: &str) -> (StatusCode, Value) {
+        let visible: Vec<&Value> = self
+            .templates
+            .iter()
+            .filter(|t| t.waba_id.as_deref().is_none_or(|w| w == waba_id))
+            .map(|t| &t.template)
+            .collect();
+        let limit = query_param(query, "limit").and_then(|l| l.parse::<usize>().ok());
+        let size = limit.map_or(self.page_size, |l| l.clamp(1, self.page_size));
+        let start = match query_param(query, "after").map(parse_cursor) {
+            None => 0,
+            Some(Some(position)) if position <= visible.len() => position,
+            Some(_) => return bad_request("(#100) Invalid cursor"),
+        };
+        let end = (start + size).min(visible.len());
+        let data: Vec<Value> = visible[start..end].iter().map(|t| (*t).clone()).collect();
+        if data.is_empty() {
+            return (StatusCode::OK, json!({ "data": [] }));
+        }
+        let mut paging = json!({
+            "cursors": { "before": cursor(start), "after": cursor(end) },
+        });
+        if end < visible.len() {
+            paging["next"] = format!("{url}{path}?limit={size}&after={}", cursor(end)).into();
+        }
+        (StatusCode::OK, json!({ "data": data, "paging": paging }))
+    }
+}
+
+fn bad_request(message: &str) -> (StatusCode, Value) {
+    (StatusCode::BAD_REQUEST, meta_error(100, message))
+}
+
+fn cursor(position: usize) -> String {
+    format!("fakecursor{position}")
+}
+
+fn parse_cursor(cursor: &str) -> Option<usize> {
+    cursor.strip_prefix("fakecursor")?.parse().ok()
+}
+
+/// A query parameter's raw value; the fake's own cursors need no decoding.
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
