@@ -14,3 +14,4 @@ mod schema;
 mod subscriptions;
 mod tokens;
 mod transport;
+mod webhooks;

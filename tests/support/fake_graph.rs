@@ -46,6 +46,8 @@ struct FakeState {
     templates: Vec<StoredTemplate>,
     page_size: usize,
     counter: u64,
+    /// Ids the next sends answer with, in order (then generated ones).
+    message_ids: std::collections::VecDeque<String>,
 }
 
 /// A one-shot answer for the next request whose path contains `path_contains`.
@@ -89,6 +91,7 @@ impl FakeGraph {
                 templates: Vec::new(),
                 page_size: 100,
                 counter: 0,
+                message_ids: std::collections::VecDeque::new(),
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -132,6 +135,16 @@ impl FakeGraph {
     }
 
     /// How many templates a list page holds at most (Meta's `limit` may lower it).
+    /// The next sends get these message ids (as in the webhook fixtures), in order.
+    pub fn queue_message_ids(&self, ids: &[&str]) {
+        self.shared
+            .state
+            .lock()
+            .expect("the fake's state")
+            .message_ids
+            .extend(ids.iter().map(|id| (*id).to_owned()));
+    }
+
     pub fn set_page_size(&self, n: usize) {
         assert!(n > 0, "a page holds at least one template");
         self.state().page_size = n;
@@ -218,7 +231,10 @@ impl FakeState {
             (None, Some(recipient)) => json!({ "input": recipient }),
             (None, None) => return bad_request("(#100) The parameter to is required"),
         };
-        let id = format!("wamid.fake.{}", self.next_number());
+        let id = match self.message_ids.pop_front() {
+            Some(id) => id,
+            None => format!("wamid.fake.{}", self.next_number()),
+        };
         let answer = json!({
             "messaging_product": "whatsapp",
             "contacts": [contact],

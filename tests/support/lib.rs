@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod databases;
+pub mod fake_graph;
+pub mod whatsapp;
 pub mod ws;
 
 use std::time::Duration;

@@ -271,6 +271,40 @@ impl Contact {
         let page = journey::list(app_state(ctx), scope(ctx)?, self.0.id, page).await?;
         Ok(relay::connection(page, |e| e.id, ContactEvent))
     }
+
+    /// The contact's WhatsApp messages, both ways, in the order they reached Parley.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, crate::messages::graphql::Message>> {
+        let page = relay::page_request(first, after, last, before)?;
+        let page =
+            crate::messages::of_contact(app_state(ctx), scope(ctx)?, self.0.id, page).await?;
+        Ok(relay::connection(
+            page,
+            |m| m.id,
+            crate::messages::graphql::Message,
+        ))
+    }
+
+    /// The customer-service window: open for 24 hours after the contact's last message;
+    /// free-form messages need it open, templates do not.
+    async fn messaging_window(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<crate::messages::graphql::MessagingWindow> {
+        let last = super::messaging::last_inbound(&app_state(ctx).db, self.0.id).await?;
+        let expires_at = super::messaging::window_expiry(last, Utc::now());
+        Ok(crate::messages::graphql::MessagingWindow {
+            open: expires_at.is_some(),
+            expires_at,
+            last_inbound_at: last,
+        })
+    }
 }
 
 pub struct Segment(pub segment::Model);

@@ -119,6 +119,7 @@ pub async fn connect(
     let existing = whatsapp_account::Entity::find_by_id(scope.project_id)
         .one(&state.db)
         .await?;
+    let is_new = existing.is_none();
     let mut active = match existing {
         Some(model) => model.into(),
         None => whatsapp_account::ActiveModel {
@@ -135,14 +136,18 @@ pub async fn connect(
     active.app_secret = Set(app_secret);
     active.verify_token = Set(verify_token);
     active.updated_at = Set(now);
-    let saved = active.save(&state.db).await.map_err(|e| {
+    let saved = if is_new {
+        active.insert(&state.db).await
+    } else {
+        active.update(&state.db).await
+    };
+    saved.map_err(|e| {
         if validate::is_unique_violation(&e) {
             AppError::Conflict("this phone number is connected to another project already".into())
         } else {
             e.into()
         }
-    })?;
-    Ok(sea_orm::TryIntoModel::try_into_model(saved)?)
+    })
 }
 
 pub async fn find(state: &AppState, scope: &Scope) -> AppResult<Option<whatsapp_account::Model>> {
