@@ -98,20 +98,57 @@ impl TestApp {
     /// Waits until every webhook delivery due by now has been processed.
     pub async fn webhooks_settled(&self) {
         let db = &self.app.state.db;
-        crate::eventually(Duration::from_secs(20), "the webhook inbox to drain", || async {
-            webhook_event::Entity::find()
-                .filter(webhook_event::Column::State.eq("PENDING"))
-                // Due now, or claimed by the worker (in progress).
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(webhook_event::Column::AvailableAt.lte(chrono::Utc::now()))
-                        .add(webhook_event::Column::Attempts.gt(0)),
-                )
-                .count(db)
-                .await
-                .unwrap()
-                == 0
-        })
+        crate::eventually(
+            Duration::from_secs(20),
+            "the webhook inbox to drain",
+            || async {
+                webhook_event::Entity::find()
+                    .filter(webhook_event::Column::State.eq("PENDING"))
+                    // Due now, or claimed by the worker (in progress).
+                    .filter(
+                        sea_orm::Condition::any()
+                            .add(webhook_event::Column::AvailableAt.lte(chrono::Utc::now()))
+                            .add(webhook_event::Column::Attempts.gt(0)),
+                    )
+                    .count(db)
+                    .await
+                    .unwrap()
+                    == 0
+            },
+        )
         .await;
     }
+}
+
+fn envelope(value: serde_json::Value) -> Vec<u8> {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": WABA_ID, "changes": [{ "field": "messages", "value": value }] }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// An inbound text in Meta's shape, written at `at` (Unix seconds), to the fixtures' number.
+pub fn inbound_text(wamid: &str, from: &str, name: &str, text: &str, at: i64) -> Vec<u8> {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "919000012345", "phone_number_id": PHONE_NUMBER_ID },
+        "contacts": [{ "profile": { "name": name }, "wa_id": from }],
+        "messages": [{
+            "from": from, "id": wamid, "timestamp": at.to_string(),
+            "type": "text", "text": { "body": text }
+        }]
+    }))
+}
+
+/// A status of an outbound message in Meta's shape.
+pub fn status(wamid: &str, status: &str, recipient: &str, at: i64) -> Vec<u8> {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "919000012345", "phone_number_id": PHONE_NUMBER_ID },
+        "statuses": [{
+            "id": wamid, "status": status, "timestamp": at.to_string(), "recipient_id": recipient
+        }]
+    }))
 }
