@@ -10,8 +10,8 @@ use super::validate::{Param, Segment, URL_SUFFIX, params, segments};
 /// What a send of a template has to supply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Slots {
-    /// The text header has a parameter.
-    pub header_text: bool,
+    /// The name of the text header's parameter (`"1"` or `"first_name"`), when it has one.
+    pub header_text: Option<String>,
     /// The header is a media header, whose media is given at send time.
     pub header_media: Option<HeaderFormat>,
     /// Body parameter names (`"1"`… or `"first_name"`…), distinct, in order of first
@@ -298,9 +298,10 @@ fn parameter_names(text: &str, format: ParameterFormat) -> Vec<String> {
 /// What a send of the template needs.
 pub fn slots(c: &Components, format: ParameterFormat) -> Slots {
     let header = c.header.as_ref();
-    let header_text = header.is_some_and(|h| {
-        h.format == HeaderFormat::Text && params(h.text.as_deref().unwrap_or("")).next().is_some()
-    });
+    let header_text = header
+        .filter(|h| h.format == HeaderFormat::Text)
+        .and_then(|h| params(h.text.as_deref().unwrap_or("")).next())
+        .map(|p| p.name());
     let header_media = header
         .map(|h| h.format)
         .filter(|f| *f != HeaderFormat::Text);
@@ -329,7 +330,7 @@ pub fn slots(c: &Components, format: ParameterFormat) -> Slots {
 /// first; named ones carry their `parameter_name`.
 pub fn send_components(slots: &Slots, format: ParameterFormat, values: &SendValues) -> Vec<Value> {
     let mut out = Vec::new();
-    if let Some(header) = header_parameter(slots, values) {
+    if let Some(header) = header_parameter(slots, format, values) {
         out.push(json!({ "type": "header", "parameters": [header] }));
     }
     if !slots.body.is_empty() {
@@ -352,9 +353,13 @@ fn text_parameter(text: &str) -> Value {
     json!({ "type": "text", "text": text })
 }
 
-fn header_parameter(slots: &Slots, values: &SendValues) -> Option<Value> {
-    if slots.header_text {
-        return Some(text_parameter(values.header_text.as_deref().unwrap_or("")));
+fn header_parameter(slots: &Slots, format: ParameterFormat, values: &SendValues) -> Option<Value> {
+    if let Some(name) = &slots.header_text {
+        let mut parameter = text_parameter(values.header_text.as_deref().unwrap_or(""));
+        if format == ParameterFormat::Named {
+            parameter["parameter_name"] = json!(name);
+        }
+        return Some(parameter);
     }
     let kind = match slots.header_media? {
         HeaderFormat::Text => return None,
@@ -684,7 +689,7 @@ mod tests {
         assert_eq!(
             slots(&positional(), ParameterFormat::Positional),
             Slots {
-                header_text: true,
+                header_text: Some("1".into()),
                 header_media: None,
                 body: vec!["1".into(), "2".into()],
                 url_buttons: vec![2],
@@ -693,7 +698,7 @@ mod tests {
         assert_eq!(
             slots(&named(), ParameterFormat::Named),
             Slots {
-                header_text: true,
+                header_text: Some("first_name".into()),
                 header_media: None,
                 body: vec!["first_name".into(), "order_id".into()],
                 url_buttons: vec![],
@@ -749,6 +754,7 @@ mod tests {
     fn named_sends_name_their_parameters() {
         let c = named();
         let values = SendValues {
+            header_text: Some("Bo".into()),
             body: vec!["Bo".into(), "77".into()],
             ..SendValues::default()
         };
@@ -756,6 +762,13 @@ mod tests {
             &slots(&c, ParameterFormat::Named),
             ParameterFormat::Named,
             &values,
+        );
+        assert_eq!(
+            sent[0],
+            json!({
+                "type": "header",
+                "parameters": [{ "type": "text", "text": "Bo", "parameter_name": "first_name" }]
+            })
         );
         assert_eq!(
             sent[1],

@@ -576,7 +576,7 @@ pub async fn render_for_contact(
     let components = components_of(&model)?;
     let format = format_of(&model.parameter_format);
     let slots = meta_shape::slots(&components, format);
-    let wanted = usize::from(slots.header_text) + slots.body.len() + slots.url_buttons.len();
+    let wanted = usize::from(slots.header_text.is_some()) + slots.body.len() + slots.url_buttons.len();
     if parameters.len() != wanted {
         return Err(AppError::bad_input(
             "parameters",
@@ -584,7 +584,7 @@ pub async fn render_for_contact(
                 "{} takes {wanted} parameter values ({} header, {} body, {} URL button), \
                  {} were given",
                 model.name,
-                usize::from(slots.header_text),
+                usize::from(slots.header_text.is_some()),
                 slots.body.len(),
                 slots.url_buttons.len(),
                 parameters.len()
@@ -601,7 +601,7 @@ pub async fn render_for_contact(
         resolved.push(value);
     }
     let mut resolved = resolved.into_iter();
-    let header_text = if slots.header_text {
+    let header_text = if slots.header_text.is_some() {
         resolved.next()
     } else {
         None
