@@ -25,6 +25,8 @@ pub struct Model {
     /// Meta's time of the last status or category change applied, so that an older
     /// webhook arriving late changes nothing.
     pub status_changed_at: Option<DateTimeUtc>,
+    /// Meta's time of the last category change applied, for the same reason.
+    pub category_changed_at: Option<DateTimeUtc>,
     pub submitted_at: Option<DateTimeUtc>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,

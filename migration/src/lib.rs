@@ -10,6 +10,7 @@ mod m20261125_000004_imports;
 mod m20261125_000005_segments;
 mod m20261125_000006_import_file_chunks;
 mod m20261126_000007_whatsapp;
+mod m20261126_000008_template_category_time;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_segments::Migration),
             Box::new(m20261125_000006_import_file_chunks::Migration),
             Box::new(m20261126_000007_whatsapp::Migration),
+            Box::new(m20261126_000008_template_category_time::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ mod roles;
 mod sandbox;
 mod schema;
 mod subscriptions;
+mod templates;
 mod tokens;
 mod transport;
 mod webhooks;

@@ -74,7 +74,8 @@ async fn unsigned_wrongly_signed_and_altered_deliveries_are_refused_and_not_stor
         .unwrap()
         .replace("MBA course", "MBA courses");
     assert_eq!(
-        app.post_webhook_with(altered.as_bytes(), Some(&genuine)).await,
+        app.post_webhook_with(altered.as_bytes(), Some(&genuine))
+            .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -124,7 +125,10 @@ async fn malformed_and_unroutable_deliveries_are_kept_and_reported() {
         ]}]
     })
     .to_string();
-    assert_eq!(app.post_webhook(unknown_field.as_bytes()).await, StatusCode::OK);
+    assert_eq!(
+        app.post_webhook(unknown_field.as_bytes()).await,
+        StatusCode::OK
+    );
     app.webhooks_settled().await;
 
     let states = |state: &'static str| {
@@ -152,11 +156,7 @@ async fn malformed_and_unroutable_deliveries_are_kept_and_reported() {
             .unwrap()
             .contains("\"account_alerts\" field is not handled")
     );
-    let contacts = app
-        .gql("{ contactCount }")
-        .as_member(&owner)
-        .data()
-        .await;
+    let contacts = app.gql("{ contactCount }").as_member(&owner).data().await;
     assert_eq!(contacts["contactCount"], 0);
 }
 
@@ -182,9 +182,7 @@ async fn project_ready_for_fixtures(app: &TestApp, fake: &FakeGraph) -> Owner {
         ("shipping_notice", "UTILITY"),
     ] {
         let created = app
-            .gql(
-                "mutation($input: TemplateInput!) { createTemplate(input: $input) { id } }",
-            )
+            .gql("mutation($input: TemplateInput!) { createTemplate(input: $input) { id } }")
             .as_member(&owner)
             .vars(json!({ "input": {
                 "name": name, "language": "en", "category": category,
@@ -216,7 +214,10 @@ async fn project_ready_for_fixtures(app: &TestApp, fake: &FakeGraph) -> Owner {
         .unwrap()
         .to_owned();
     fake.queue_message_ids(&[CAMPAIGN_MESSAGE_1, CAMPAIGN_MESSAGE_2]);
-    for (name, phone) in [("Asha Verma", "+919812345678"), ("Rohit Sen", "+919876500011")] {
+    for (name, phone) in [
+        ("Asha Verma", "+919812345678"),
+        ("Rohit Sen", "+919876500011"),
+    ] {
         let contact = app
             .gql("mutation($input: CreateContactInput!) { createContact(input: $input) { id } }")
             .as_member(&owner)
@@ -351,7 +352,10 @@ async fn replaying_every_fixture_in_any_order_leaves_the_state_of_one_delivery()
     assert_eq!(offer["status"], "READ");
     assert_eq!(offer["metaPricing"]["pricing"]["pricing_model"], "PMP");
     assert!(offer["deliveredAt"].is_string() && offer["readAt"].is_string());
-    assert!(offer["repliedAt"].is_string(), "the button reply answers it");
+    assert!(
+        offer["repliedAt"].is_string(),
+        "the button reply answers it"
+    );
     let button = asha_messages
         .iter()
         .map(|e| &e["node"])
@@ -379,7 +383,10 @@ async fn replaying_every_fixture_in_any_order_leaves_the_state_of_one_delivery()
     let template = |name: &str| *templates.iter().find(|t| t["name"] == name).unwrap();
     assert_eq!(template("autumn_offer")["status"], "APPROVED");
     assert_eq!(template("order_update")["status"], "REJECTED");
-    assert_eq!(template("order_update")["rejectionReason"], "INVALID_FORMAT");
+    assert_eq!(
+        template("order_update")["rejectionReason"],
+        "INVALID_FORMAT"
+    );
     assert_eq!(template("shipping_notice")["category"], "MARKETING");
     assert_eq!(template("shipping_notice")["previousCategory"], "UTILITY");
     let count = |kind: &str| {

@@ -134,17 +134,14 @@ impl FakeGraph {
         });
     }
 
-    /// How many templates a list page holds at most (Meta's `limit` may lower it).
     /// The next sends get these message ids (as in the webhook fixtures), in order.
     pub fn queue_message_ids(&self, ids: &[&str]) {
-        self.shared
-            .state
-            .lock()
-            .expect("the fake's state")
+        self.state()
             .message_ids
             .extend(ids.iter().map(|id| (*id).to_owned()));
     }
 
+    /// How many templates a list page holds at most (Meta's `limit` may lower it).
     pub fn set_page_size(&self, n: usize) {
         assert!(n > 0, "a page holds at least one template");
         self.state().page_size = n;
@@ -210,6 +207,7 @@ impl FakeState {
         match (method, segments.as_slice()) {
             (&Method::POST, [_, _, "messages"]) => self.send(&request.body),
             (&Method::POST, [_, waba, "message_templates"]) => self.submit(waba, &request.body),
+            (&Method::POST, [_, template_id]) => self.edit(template_id, &request.body),
             (&Method::GET, [_, waba, "message_templates"]) => {
                 self.list(url, &request.path, waba, &request.query)
             }
@@ -248,6 +246,17 @@ impl FakeState {
         if required.iter().any(|field| !body[field].is_string()) {
             return bad_request("(#100) The parameters name, language and category are required");
         }
+        // Meta keeps one template per name and language: a rejected one is edited instead.
+        let taken = self.templates.iter().any(|t| {
+            t.waba_id.as_deref() == Some(waba_id)
+                && t.template["name"] == body["name"]
+                && t.template["language"] == body["language"]
+        });
+        if taken {
+            return bad_request(
+                "(#100) Content in this language already exists for this message template",
+            );
+        }
         let id = (FIRST_TEMPLATE_ID + self.next_number()).to_string();
         let template = json!({
             "id": id,
@@ -265,6 +274,26 @@ impl FakeState {
         });
         let answer = json!({ "id": id, "status": "PENDING", "category": body["category"] });
         (StatusCode::OK, answer)
+    }
+
+    /// Meta's template edit: new components, reviewed again.
+    fn edit(&mut self, template_id: &str, body: &Value) -> (StatusCode, Value) {
+        let Some(stored) = self
+            .templates
+            .iter_mut()
+            .find(|t| t.template["id"] == template_id)
+        else {
+            return bad_request(&format!("(#100) Unknown template {template_id}"));
+        };
+        stored.template["status"] = json!("PENDING");
+        stored.template["rejected_reason"] = json!("NONE");
+        if let Some(components) = body.get("components") {
+            stored.template["components"] = components.clone();
+        }
+        if let Some(category) = body.get("category") {
+            stored.template["category"] = category.clone();
+        }
+        (StatusCode::OK, json!({ "success": true }))
     }
 
     /// A page in Meta's shape; cursors are positions in the account's list.

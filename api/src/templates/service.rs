@@ -181,6 +181,7 @@ pub async fn create(
         rejection_reason: Set(None),
         previous_category: Set(None),
         status_changed_at: Set(None),
+        category_changed_at: Set(None),
         submitted_at: Set(None),
         created_by: Set(scope.user_id),
         created_at: Set(now),
@@ -265,12 +266,27 @@ pub async fn submit(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<temp
         parameter_format: format_str(draft.parameter_format).into(),
         components: meta_shape::to_meta_components(&draft.components, draft.parameter_format),
     };
-    let submitted = state
-        .whatsapp
-        .provider(&account)
-        .submit_template(&accounts::provider_account(&account), &submission)
-        .await
-        .map_err(provider_error)?;
+    let provider = state.whatsapp.provider(&account);
+    let credentials = accounts::provider_account(&account);
+    // A template Meta has seen (rejected, then edited) is edited under its id: Meta keeps
+    // one template per name and language.
+    let submitted = match existing.meta_template_id.clone() {
+        Some(meta_id) => {
+            provider
+                .edit_template(&credentials, &meta_id, &submission)
+                .await
+                .map_err(provider_error)?;
+            crate::whatsapp::provider::SubmittedTemplate {
+                meta_id,
+                status: PENDING.into(),
+                category: submission.category.clone(),
+            }
+        }
+        None => provider
+            .submit_template(&credentials, &submission)
+            .await
+            .map_err(provider_error)?,
+    };
     let now = Utc::now();
     let mut active: template::ActiveModel = existing.into();
     active.meta_template_id = Set(Some(submitted.meta_id));
@@ -391,6 +407,7 @@ async fn sync_one(
                 rejection_reason: Set(remote.rejected_reason.clone().filter(|r| r != "NONE")),
                 previous_category: Set(None),
                 status_changed_at: Set(None),
+                category_changed_at: Set(None),
                 submitted_at: Set(None),
                 created_by: Set(None),
                 created_at: Set(now),
@@ -459,7 +476,7 @@ pub async fn apply_status_update<C: ConnectionTrait>(
             update.event
         )));
     };
-    if is_stale(&local, at) {
+    if is_stale(local.status_changed_at, at) {
         return Ok(Ok(None));
     }
     let mut active: template::ActiveModel = local.clone().into();
@@ -471,9 +488,11 @@ pub async fn apply_status_update<C: ConnectionTrait>(
     active.meta_template_id = Set(Some(update.message_template_id.clone()));
     if let Some(category) = &update.message_template_category
         && category.to_uppercase() != local.category
+        && !is_stale(local.category_changed_at, at)
     {
         active.previous_category = Set(Some(local.category.clone()));
         active.category = Set(category.to_uppercase());
+        active.category_changed_at = Set(at.or(local.category_changed_at));
     }
     active.status_changed_at = Set(at.or(local.status_changed_at));
     active.updated_at = Set(Utc::now());
@@ -502,7 +521,7 @@ pub async fn apply_category_update<C: ConnectionTrait>(
         )));
     };
     let category = update.new_category.to_uppercase();
-    if local.category == category {
+    if local.category == category || is_stale(local.category_changed_at, at) {
         return Ok(Ok(None));
     }
     let mut active: template::ActiveModel = local.clone().into();
@@ -515,13 +534,14 @@ pub async fn apply_category_update<C: ConnectionTrait>(
     ));
     active.category = Set(category);
     active.meta_template_id = Set(Some(update.message_template_id.clone()));
+    active.category_changed_at = Set(at.or(local.category_changed_at));
     active.updated_at = Set(Utc::now());
-    let _ = at;
     Ok(Ok(Some(active.update(conn).await?)))
 }
 
-fn is_stale(local: &template::Model, at: Option<DateTime<Utc>>) -> bool {
-    matches!((local.status_changed_at, at), (Some(applied), Some(at)) if at < applied)
+/// Whether a change made at `at` is older than the one applied at `applied`.
+fn is_stale(applied: Option<DateTime<Utc>>, at: Option<DateTime<Utc>>) -> bool {
+    matches!((applied, at), (Some(applied), Some(at)) if at < applied)
 }
 
 fn unknown(meta_id: &str, name: &Option<String>) -> String {
@@ -576,7 +596,8 @@ pub async fn render_for_contact(
     let components = components_of(&model)?;
     let format = format_of(&model.parameter_format);
     let slots = meta_shape::slots(&components, format);
-    let wanted = usize::from(slots.header_text.is_some()) + slots.body.len() + slots.url_buttons.len();
+    let wanted =
+        usize::from(slots.header_text.is_some()) + slots.body.len() + slots.url_buttons.len();
     if parameters.len() != wanted {
         return Err(AppError::bad_input(
             "parameters",
@@ -598,6 +619,15 @@ pub async fn render_for_contact(
         let value = render::resolve(&source, &values).map_err(|missing| {
             AppError::bad_input("parameters", format!("parameter {}: {missing}", index + 1))
         })?;
+        if value.trim().is_empty() {
+            return Err(AppError::bad_input(
+                "parameters",
+                format!(
+                    "parameter {} is empty, and WhatsApp refuses empty parameters",
+                    index + 1
+                ),
+            ));
+        }
         resolved.push(value);
     }
     let mut resolved = resolved.into_iter();

@@ -99,6 +99,15 @@ impl MetaClient {
         )
     }
 
+    /// `{graph}/{version}/{node}`.
+    fn node_url(&self, node: &str) -> String {
+        format!(
+            "{}/{}/{node}",
+            self.config.graph_url.trim_end_matches('/'),
+            self.config.api_version
+        )
+    }
+
     /// Runs `call`, retrying as the module documentation says, and decodes Meta's answer.
     async fn execute<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, ProviderError> {
         let mut attempt = 1;
@@ -554,6 +563,29 @@ impl WhatsAppProvider for MetaClient {
             status: answer.status,
             category: answer.category.unwrap_or_else(|| template.category.clone()),
         })
+    }
+
+    /// Meta's template edit: the same id, new components (and category), reviewed again.
+    async fn edit_template(
+        &self,
+        account: &Account,
+        meta_id: &str,
+        template: &TemplateSubmission,
+    ) -> Result<(), ProviderError> {
+        let call = Call {
+            operation: "edit_template",
+            method: Method::POST,
+            url: self.node_url(meta_id),
+            query: Vec::new(),
+            token: &account.access_token,
+            body: Some(json!({
+                "category": template.category,
+                "components": template.components,
+            })),
+            replay: Replay::Always,
+        };
+        let _: Value = self.execute(&call).await?;
+        Ok(())
     }
 
     async fn list_templates(

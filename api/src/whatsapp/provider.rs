@@ -161,6 +161,14 @@ pub trait WhatsAppProvider: Send + Sync {
         template: &TemplateSubmission,
     ) -> Result<SubmittedTemplate, ProviderError>;
 
+    /// Sends a template Meta knows already (a rejected one, edited) for review again.
+    async fn edit_template(
+        &self,
+        account: &Account,
+        meta_id: &str,
+        template: &TemplateSubmission,
+    ) -> Result<(), ProviderError>;
+
     /// One page of the account's templates.
     async fn list_templates(
         &self,

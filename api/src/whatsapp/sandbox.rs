@@ -44,6 +44,47 @@ impl SandboxProvider {
         Utc::now() + step * n
     }
 
+    /// Plays back Meta's review of a template after the review delay.
+    async fn review(
+        &self,
+        account: &Account,
+        meta_id: &str,
+        template: &TemplateSubmission,
+    ) -> Result<(), ProviderError> {
+        let at =
+            Utc::now() + Duration::from_std(self.settings.review_delay).unwrap_or(Duration::zero());
+        let (event, reason) = if template.name.starts_with("test_reject") {
+            ("REJECTED", "INVALID_FORMAT")
+        } else {
+            ("APPROVED", "NONE")
+        };
+        let body = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{
+                "id": account.waba_id,
+                "time": at.timestamp(),
+                "changes": [{
+                    "field": "message_template_status_update",
+                    "value": {
+                        "event": event,
+                        "message_template_id": meta_id,
+                        "message_template_name": template.name,
+                        "message_template_language": template.language,
+                        "reason": reason,
+                        "message_template_category": template.category,
+                    }
+                }]
+            }]
+        });
+        self.schedule(vec![Delivery {
+            source: inbox::SOURCE_SANDBOX,
+            project_id: Some(account.project_id),
+            body: body.to_string(),
+            available_at: at,
+        }])
+        .await
+    }
+
     async fn schedule(&self, deliveries: Vec<Delivery>) -> Result<(), ProviderError> {
         inbox::store(&self.db, deliveries)
             .await
@@ -128,43 +169,21 @@ impl WhatsAppProvider for SandboxProvider {
     ) -> Result<SubmittedTemplate, ProviderError> {
         // Meta's template ids are numbers; this one is made from Parley's id.
         let meta_id = (template.template_id.as_u128() % 1_000_000_000_000_000).to_string();
-        let at =
-            Utc::now() + Duration::from_std(self.settings.review_delay).unwrap_or(Duration::zero());
-        let (event, reason) = if template.name.starts_with("test_reject") {
-            ("REJECTED", "INVALID_FORMAT")
-        } else {
-            ("APPROVED", "NONE")
-        };
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{
-                "id": account.waba_id,
-                "time": at.timestamp(),
-                "changes": [{
-                    "field": "message_template_status_update",
-                    "value": {
-                        "event": event,
-                        "message_template_id": meta_id,
-                        "message_template_name": template.name,
-                        "message_template_language": template.language,
-                        "reason": reason,
-                        "message_template_category": template.category,
-                    }
-                }]
-            }]
-        });
-        self.schedule(vec![Delivery {
-            source: inbox::SOURCE_SANDBOX,
-            project_id: Some(account.project_id),
-            body: body.to_string(),
-            available_at: at,
-        }])
-        .await?;
+        self.review(account, &meta_id, template).await?;
         Ok(SubmittedTemplate {
             meta_id,
             status: "PENDING".into(),
             category: template.category.clone(),
         })
+    }
+
+    async fn edit_template(
+        &self,
+        account: &Account,
+        meta_id: &str,
+        template: &TemplateSubmission,
+    ) -> Result<(), ProviderError> {
+        self.review(account, meta_id, template).await
     }
 
     /// The sandbox's "Meta" knows the templates the project submitted, as reviewed.
