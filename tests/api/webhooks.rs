@@ -364,7 +364,13 @@ async fn replaying_every_fixture_in_any_order_leaves_the_state_of_one_delivery()
     assert_eq!(button["replyToMessageId"], true);
     let rohit = by_name("Rohit Sen");
     assert_eq!(rohit["optedIn"], false, "STOP opts out");
-    let failed = &rohit["messages"]["edges"][0]["node"];
+    let failed = rohit["messages"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .find(|m| m["direction"] == "OUTBOUND")
+        .unwrap();
     assert_eq!(failed["status"], "FAILED");
     assert_eq!(failed["errorCode"], 131_049);
     let meera = by_name("Meera K");

@@ -272,7 +272,7 @@ impl Contact {
         Ok(relay::connection(page, |e| e.id, ContactEvent))
     }
 
-    /// The contact's WhatsApp messages, both ways, in the order they reached Parley.
+    /// The contact's WhatsApp messages, both ways, in the order they were written.
     async fn messages(
         &self,
         ctx: &Context<'_>,

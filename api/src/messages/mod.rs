@@ -30,7 +30,7 @@ pub async fn find(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<messag
         .ok_or(AppError::NotFound("message"))
 }
 
-/// A contact's messages in the order they reached Parley.
+/// A contact's messages in the order they were written (inbound ones by Meta's time).
 pub async fn of_contact(
     state: &AppState,
     scope: &Scope,

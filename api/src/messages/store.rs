@@ -37,7 +37,7 @@ pub async fn store_inbound<C: ConnectionTrait>(
     raw: &Value,
 ) -> AppResult<Option<message::Model>> {
     let now = Utc::now();
-    let id = Uuid::now_v7();
+    let id = id_at(parsed.timestamp, &parsed.id);
     let row = message::ActiveModel {
         id: Set(id),
         project_id: Set(project_id),
@@ -100,6 +100,20 @@ pub async fn store_inbound<C: ConnectionTrait>(
     )
     .await?;
     Ok(Some(stored))
+}
+
+/// The id of an inbound message: a UUIDv7 of the time the user wrote it, with the rest
+/// drawn from Meta's id. Lists ordered by id show messages in the order they were
+/// written, whatever order the webhooks came in, and a redelivery gets the same id.
+pub fn id_at(written: DateTime<Utc>, wa_message_id: &str) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(wa_message_id.as_bytes());
+    let mut rest = [0u8; 10];
+    rest.copy_from_slice(&digest[..10]);
+    // Meta's times are whole seconds: spread messages of one second by their id.
+    let millis = written.timestamp_millis().max(0) as u64
+        + u64::from(u16::from_be_bytes([digest[10], digest[11]]) % 1000);
+    uuid::Builder::from_unix_timestamp_millis(millis, &rest).into_uuid()
 }
 
 /// Links a reply to the outbound message it answers, which counts as replied.
@@ -393,6 +407,16 @@ mod tests {
         let derived = derive(&message(), &delivered_then_failed);
         assert_eq!(derived.status, DELIVERED);
         assert!(derived.failed_at.is_some());
+    }
+
+    #[test]
+    fn inbound_ids_follow_the_time_written() {
+        let earlier = Utc.timestamp_opt(1_763_990_400, 0).unwrap();
+        let later = Utc.timestamp_opt(1_763_990_401, 0).unwrap();
+        assert!(id_at(earlier, "wamid.b") < id_at(later, "wamid.a"));
+        assert_eq!(id_at(earlier, "wamid.a"), id_at(earlier, "wamid.a"));
+        assert_ne!(id_at(earlier, "wamid.a"), id_at(earlier, "wamid.b"));
+        assert_eq!(id_at(earlier, "wamid.a").get_version_num(), 7);
     }
 
     #[test]

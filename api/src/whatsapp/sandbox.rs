@@ -294,7 +294,9 @@ fn reply_body(account: &Account, wamid: &str, recipient: &str, at: DateTime<Utc>
                 "context": { "from": "15550100000", "id": wamid },
                 "from": recipient,
                 "id": format!("wamid.sandbox.reply.{}", Uuid::new_v4().simple()),
-                "timestamp": at.timestamp().to_string(),
+                // Meta's times are whole seconds; rounding up keeps the reply after the
+                // message it answers.
+                "timestamp": (at.timestamp() + 1).to_string(),
                 "type": "text",
                 "text": { "body": "Thanks, got it!" }
             }]
