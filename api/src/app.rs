@@ -29,6 +29,7 @@ use crate::{
         cache::{CredentialCache, SESSION_TTL},
         jwt::JwtKeys,
     },
+    chat,
     config::Settings,
     contacts::import,
     db, downloads,
@@ -165,6 +166,7 @@ impl Application {
         let imports_task = tokio::spawn(resume_imports(self.state.clone(), stopped.clone()));
         let webhooks_task =
             tokio::spawn(whatsapp::worker::run(self.state.clone(), stopped.clone()));
+        let sweeper_task = tokio::spawn(chat::sweeper::run(self.state.clone(), stopped.clone()));
         axum::serve(
             self.listener,
             self.router
@@ -176,6 +178,7 @@ impl Application {
         let _ = shipper_task.await;
         imports_task.abort();
         let _ = webhooks_task.await;
+        let _ = sweeper_task.await;
         Ok(())
     }
 }

@@ -31,6 +31,10 @@ pub struct Settings {
     pub unreachable: Unreachable,
     pub imports: ImportSettings,
     pub whatsapp: WhatsAppSettings,
+    /// Longest the History sweep sleeps between looks (it wakes sooner when a chat is due).
+    pub chat_sweep_interval: Duration,
+    /// Now, as the server sees it (tests move it forward).
+    pub clock: crate::clock::Clock,
 }
 
 #[derive(Clone, Debug)]
@@ -47,6 +51,8 @@ pub struct WhatsAppSettings {
     pub app_secret: Option<SecretString>,
     /// Answers Meta's webhook verification challenge (projects may set their own).
     pub verify_token: Option<SecretString>,
+    /// The Meta app's id: media samples of templates are uploaded to it.
+    pub app_id: Option<String>,
     /// Projects without Cloud API credentials use the sandbox; off refuses their sends.
     pub sandbox_enabled: bool,
     pub sandbox: SandboxSettings,
@@ -179,6 +185,7 @@ impl Default for Settings {
                 backoff_base: Duration::from_millis(500),
                 app_secret: None,
                 verify_token: None,
+                app_id: None,
                 sandbox_enabled: true,
                 sandbox: SandboxSettings {
                     status_step: Duration::from_secs(2),
@@ -188,6 +195,8 @@ impl Default for Settings {
                 },
                 max_webhook_bytes: 1024 * 1024,
             },
+            chat_sweep_interval: Duration::from_secs(30),
+            clock: crate::clock::Clock::default(),
         }
     }
 }
@@ -293,6 +302,9 @@ impl Settings {
             s.imports.lock_timeout = std::time::Duration::from_millis(ms);
         }
         whatsapp_from_lookup(&mut s.whatsapp, &parse)?;
+        if let Some(v) = parse("CHAT_SWEEP_INTERVAL_MS") {
+            s.chat_sweep_interval = Duration::from_millis(number("CHAT_SWEEP_INTERVAL_MS", &v)?);
+        }
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;
         }
@@ -362,6 +374,7 @@ fn whatsapp_from_lookup(
     }
     w.app_secret = parse("WHATSAPP_APP_SECRET").map(SecretString::from);
     w.verify_token = parse("WHATSAPP_VERIFY_TOKEN").map(SecretString::from);
+    w.app_id = parse("WHATSAPP_APP_ID");
     if let Some(v) = parse("WHATSAPP_SANDBOX") {
         w.sandbox_enabled = boolean("WHATSAPP_SANDBOX", &v)?;
     }

@@ -43,6 +43,8 @@ pub enum ErrorCode {
     WhatsAppNotConnected,
     /// Meta refused the request; `extensions.metaCode` is Meta's error code.
     ProviderRejected,
+    /// The chat is in History (the contact's last message is over 24 hours old).
+    ChatInHistory,
 }
 
 impl ErrorCode {
@@ -66,6 +68,7 @@ impl ErrorCode {
             Self::ContactOptedOut => "CONTACT_OPTED_OUT",
             Self::WhatsAppNotConnected => "WHATSAPP_NOT_CONNECTED",
             Self::ProviderRejected => "PROVIDER_REJECTED",
+            Self::ChatInHistory => "CHAT_IN_HISTORY",
         }
     }
 }

@@ -4,6 +4,8 @@ pub mod accounts;
 pub mod agents;
 pub mod app;
 pub mod auth;
+pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod contacts;
 pub mod db;

@@ -2,7 +2,10 @@
 
 pub mod analytics_outbox;
 pub mod api_key;
+pub mod assistant_settings;
 pub mod attribute;
+pub mod chat;
+pub mod chat_event;
 pub mod contact;
 pub mod contact_attribute;
 pub mod contact_event;
@@ -25,7 +28,10 @@ pub mod whatsapp_account;
 pub mod prelude {
     pub use super::analytics_outbox::Entity as AnalyticsOutbox;
     pub use super::api_key::Entity as ApiKey;
+    pub use super::assistant_settings::Entity as AssistantSettings;
     pub use super::attribute::Entity as Attribute;
+    pub use super::chat::Entity as Chat;
+    pub use super::chat_event::Entity as ChatEvent;
     pub use super::contact::Entity as Contact;
     pub use super::contact_attribute::Entity as ContactAttribute;
     pub use super::contact_event::Entity as ContactEvent;

@@ -11,6 +11,7 @@ mod m20261125_000005_segments;
 mod m20261125_000006_import_file_chunks;
 mod m20261126_000007_whatsapp;
 mod m20261126_000008_template_category_time;
+mod m20261126_000009_live_chat;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_import_file_chunks::Migration),
             Box::new(m20261126_000007_whatsapp::Migration),
             Box::new(m20261126_000008_template_category_time::Migration),
+            Box::new(m20261126_000009_live_chat::Migration),
         ]
     }
 }

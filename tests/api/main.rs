@@ -3,6 +3,7 @@
 mod accounts;
 mod analytics;
 mod api_keys;
+mod chat;
 mod contacts;
 mod embedded;
 mod exports;

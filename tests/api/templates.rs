@@ -2,12 +2,13 @@
 //! the creation request Meta receives, review outcomes and re-categorisations from
 //! webhooks (stale ones ignored), what can be edited or deleted in which status, syncing
 //! Meta's template list page by page, sending a template with its parameters rendered
-//! for a contact, and Meta refusing a submission.
+//! for a contact, Meta refusing a submission, and a media header's sample uploaded to
+//! Meta for the handle its templates take.
 
 use parley_tests::{
     Owner, TestApp,
     client::Reply,
-    fake_graph::{FakeGraph, Recorded, meta_error},
+    fake_graph::{FakeGraph, Recorded, SAMPLE_JPEG, meta_error},
     whatsapp::{PHONE_NUMBER_ID, WABA_ID},
 };
 use reqwest::StatusCode;
@@ -944,4 +945,69 @@ async fn a_submission_meta_refuses_leaves_a_draft_that_can_be_submitted_again() 
     let submissions = p.submissions();
     assert_eq!(submissions.len(), 2);
     assert_eq!(submissions[1].body, submissions[0].body);
+}
+
+#[tokio::test]
+async fn a_media_header_sample_is_uploaded_and_submitted_as_metas_handle() {
+    let p = Project::start("Media").await;
+    let sample = p.fake.sample_url("shoe.jpg");
+    let draft = p
+        .create(json!({
+            "name": "new_shoes",
+            "language": "en",
+            "category": "MARKETING",
+            "header": { "format": "IMAGE", "example": sample },
+            "body": "Hi {{1}}, our new running shoes are in store. Come and try them on!",
+            "bodyExamples": ["Ana"],
+        }))
+        .await;
+    assert_eq!(draft["problems"], json!([]));
+    let pending = p.submit(&draft["id"]).await;
+    assert_eq!(pending["status"], "PENDING");
+    assert_eq!(
+        pending["header"]["example"], sample,
+        "Parley keeps the URL; only Meta gets the handle"
+    );
+
+    let requests = p.fake.requests();
+    let calls: Vec<(&str, &str)> = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    let templates = templates_path();
+    assert_eq!(
+        calls,
+        [
+            ("GET", "/samples/shoe.jpg"),
+            ("POST", "/v23.0/1234/uploads"),
+            ("POST", "/v23.0/upload:1"),
+            ("POST", templates.as_str()),
+        ]
+    );
+    let (download, session, upload, submission) =
+        (&requests[0], &requests[1], &requests[2], &requests[3]);
+    assert_eq!(download.authorization, None, "Meta's token stays with Meta");
+    assert_eq!(
+        session.query,
+        format!(
+            "file_name=shoe.jpg&file_length={}&file_type=image%2Fjpeg",
+            SAMPLE_JPEG.len()
+        )
+    );
+    assert_eq!(
+        session.authorization.as_deref(),
+        Some("Bearer test-access-token")
+    );
+    assert_eq!(
+        upload.authorization.as_deref(),
+        Some("OAuth test-access-token")
+    );
+    assert_eq!(upload.body, json!(SAMPLE_JPEG.len()), "the bytes uploaded");
+    assert_eq!(
+        submission.body["components"][0],
+        json!({
+            "type": "HEADER", "format": "IMAGE",
+            "example": { "header_handle": ["4::fakehandle1"] }
+        })
+    );
 }

@@ -261,12 +261,17 @@ async fn snapshot(app: &TestApp, owner: &Owner) -> Value {
             let reply = &mut message["node"]["replyToMessageId"];
             *reply = json!(!reply.is_null());
         }
-        for entry in edge["node"]["journey"]["edges"].as_array_mut().unwrap() {
-            // Tag ids differ between servers; the kind and the rest are compared.
+        let entries = edge["node"]["journey"]["edges"].as_array_mut().unwrap();
+        for entry in entries.iter_mut() {
+            // Ids differ between servers; the kind and the rest are compared.
             if let Some(data) = entry["node"]["data"].as_object_mut() {
-                data.remove("tagId");
+                for id in ["tagId", "messageId", "templateId"] {
+                    data.remove(id);
+                }
             }
         }
+        // Entries of the same second may be written in either order.
+        entries.sort_by_key(|e| e["node"].to_string());
     }
     data
 }

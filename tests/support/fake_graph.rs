@@ -1,6 +1,7 @@
 //! A stand-in for Meta's Graph API (the WhatsApp Cloud API) for black-box tests: it
-//! records every request, answers sends and template calls in Meta's documented shapes,
-//! and plays failures a test scripts.
+//! records every request, answers sends, template calls and the Resumable Upload API in
+//! Meta's documented shapes, and plays failures a test scripts. It also hosts media
+//! samples (`GET /samples/{name}`), as a user's own server would.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,13 +9,17 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, StatusCode, Uri},
+    http::{HeaderMap, Method, StatusCode, Uri, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
 
 /// The first template id handed out, so ids look like Meta's long numeric ones.
 const FIRST_TEMPLATE_ID: u64 = 594_425_479_261_000;
+/// What every `/samples/{name}` serves: a few bytes that start and end like a JPEG.
+pub const SAMPLE_JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0xFF, 0xD9,
+];
 
 /// One request as the fake received it.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +29,8 @@ pub struct Recorded {
     /// The raw query string, without `?`.
     pub query: String,
     pub authorization: Option<String>,
-    /// `Null` when the body is empty or not JSON.
+    /// `Null` when the body is empty or not JSON. For an upload of a file's bytes
+    /// (`POST /{version}/upload:{n}`), the number of bytes instead.
     pub body: Value,
 }
 
@@ -48,6 +54,8 @@ struct FakeState {
     counter: u64,
     /// Ids the next sends answer with, in order (then generated ones).
     message_ids: std::collections::VecDeque<String>,
+    /// The `file_length` of each upload session opened; session `n` is at `n - 1`.
+    upload_sessions: Vec<u64>,
 }
 
 /// A one-shot answer for the next request whose path contains `path_contains`.
@@ -92,6 +100,7 @@ impl FakeGraph {
                 page_size: 100,
                 counter: 0,
                 message_ids: std::collections::VecDeque::new(),
+                upload_sessions: Vec::new(),
             }),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -105,6 +114,11 @@ impl FakeGraph {
             shared,
             server: server.abort_handle(),
         }
+    }
+
+    /// Where the fake hosts a media sample named `name` (served as [`SAMPLE_JPEG`]).
+    pub fn sample_url(&self, name: &str) -> String {
+        format!("{}/samples/{name}", self.url)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -173,23 +187,38 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let path = uri.path().to_owned();
+    let body = if upload_session(&path).is_some() {
+        json!(body.len())
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
     let request = Recorded {
         method: method.to_string(),
-        path: uri.path().to_owned(),
+        path,
         query: uri.query().unwrap_or_default().to_owned(),
         authorization: headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body,
     };
     let mut state = shared.state.lock().expect("the fake's state");
     state.requests.push(request.clone());
-    let (status, body) = match state.take_scripted(&request.path) {
-        Some(scripted) => (scripted.status, scripted.body),
-        None => state.answer(&shared.url, &method, &request),
-    };
+    if let Some(scripted) = state.take_scripted(&request.path) {
+        return (scripted.status, Json(scripted.body)).into_response();
+    }
+    if method == Method::GET && request.path.starts_with("/samples/") {
+        return ([(CONTENT_TYPE, "image/jpeg")], SAMPLE_JPEG).into_response();
+    }
+    let (status, body) = state.answer(&shared.url, &method, &request, &headers);
     (status, Json(body)).into_response()
+}
+
+/// `n` of an upload session's path, `/{version}/upload:{n}`.
+fn upload_session(path: &str) -> Option<usize> {
+    let (_, node) = path.trim_start_matches('/').split_once('/')?;
+    node.strip_prefix("upload:")?.parse().ok()
 }
 
 impl FakeState {
@@ -202,9 +231,19 @@ impl FakeState {
     }
 
     /// What Meta answers by default: `/{version}/{node}/{edge}`.
-    fn answer(&mut self, url: &str, method: &Method, request: &Recorded) -> (StatusCode, Value) {
+    fn answer(
+        &mut self,
+        url: &str,
+        method: &Method,
+        request: &Recorded,
+        headers: &HeaderMap,
+    ) -> (StatusCode, Value) {
         let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+        if let (&Method::POST, Some(n)) = (method, upload_session(&request.path)) {
+            return self.receive_upload(n, request, headers);
+        }
         match (method, segments.as_slice()) {
+            (&Method::POST, [_, _, "uploads"]) => self.open_upload(&request.query),
             (&Method::POST, [_, _, "messages"]) => self.send(&request.body),
             (&Method::POST, [_, waba, "message_templates"]) => self.submit(waba, &request.body),
             (&Method::POST, [_, template_id]) => self.edit(template_id, &request.body),
@@ -218,6 +257,42 @@ impl FakeState {
     fn next_number(&mut self) -> u64 {
         self.counter += 1;
         self.counter
+    }
+
+    /// The Resumable Upload API's first step: a session for a file of `file_length` bytes.
+    fn open_upload(&mut self, query: &str) -> (StatusCode, Value) {
+        let length = query_param(query, "file_length").and_then(|l| l.parse().ok());
+        let (Some(length), Some(_)) = (length, query_param(query, "file_type")) else {
+            return bad_request("(#100) The parameters file_length and file_type are required");
+        };
+        self.upload_sessions.push(length);
+        let n = self.upload_sessions.len();
+        (StatusCode::OK, json!({ "id": format!("upload:{n}") }))
+    }
+
+    /// The file's bytes, all at once: Meta wants them from offset 0 with `OAuth` auth.
+    fn receive_upload(
+        &self,
+        n: usize,
+        request: &Recorded,
+        headers: &HeaderMap,
+    ) -> (StatusCode, Value) {
+        let Some(&length) = n.checked_sub(1).and_then(|i| self.upload_sessions.get(i)) else {
+            return bad_request(&format!("(#100) Unknown upload session upload:{n}"));
+        };
+        let offset = headers.get("file_offset").and_then(|v| v.to_str().ok());
+        if offset != Some("0") {
+            return bad_request("(#100) file_offset must be 0 for a new upload");
+        }
+        let oauth = request.authorization.as_deref();
+        if !oauth.is_some_and(|a| a.starts_with("OAuth ")) {
+            return bad_request("(#190) The upload needs Authorization: OAuth {access_token}");
+        }
+        if request.body.as_u64() != Some(length) {
+            let got = &request.body;
+            return bad_request(&format!("(#100) Expected {length} bytes, got {got}"));
+        }
+        (StatusCode::OK, json!({ "h": format!("4::fakehandle{n}") }))
     }
 
     fn send(&mut self, body: &Value) -> (StatusCode, Value) {

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod databases;
 pub mod fake_graph;
+pub mod process;
 pub mod whatsapp;
 pub mod ws;
 

@@ -58,6 +58,7 @@ impl TestApp {
             s.whatsapp.verify_token = Some(VERIFY_TOKEN.into());
             s.whatsapp.backoff_base = Duration::from_millis(5);
             s.whatsapp.timeout = Duration::from_secs(2);
+            s.whatsapp.app_id = Some("1234".into());
         })
         .await
     }

@@ -74,7 +74,7 @@ impl ContactState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub fn parse(s: &str) -> Self {
         match s {
             "REQUESTING" => Self::Requesting,
             "INTERVENED" => Self::Intervened,
@@ -235,11 +235,12 @@ impl Contact {
         self.0.incoming_blocked
     }
     /// ACTIVE while the user's last message is less than 24 hours old; computed on read.
-    async fn status(&self) -> ContactStatusValue {
+    async fn status(&self, ctx: &Context<'_>) -> ContactStatusValue {
+        let now = app_state(ctx).settings.clock.now();
         let active = self
             .0
             .last_active_at
-            .is_some_and(|t| Utc::now() - t < Duration::hours(filter::ACTIVE_WINDOW_HOURS));
+            .is_some_and(|t| now - t < Duration::hours(filter::ACTIVE_WINDOW_HOURS));
         if active {
             ContactStatusValue::Active
         } else {
@@ -298,7 +299,7 @@ impl Contact {
         ctx: &Context<'_>,
     ) -> Result<crate::messages::graphql::MessagingWindow> {
         let last = super::messaging::last_inbound(&app_state(ctx).db, self.0.id).await?;
-        let expires_at = super::messaging::window_expiry(last, Utc::now());
+        let expires_at = super::messaging::window_expiry(last, app_state(ctx).settings.clock.now());
         Ok(crate::messages::graphql::MessagingWindow {
             open: expires_at.is_some(),
             expires_at,

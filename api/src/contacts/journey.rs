@@ -71,6 +71,18 @@ impl Entry {
     }
 }
 
+/// The id of an entry: a UUIDv7 of when it happened (not when it was written down, which
+/// for a late webhook is later), so the journey, ordered by id, reads in time order; `i`
+/// keeps entries of one change in the order given.
+fn entry_id(at: DateTime<Utc>, i: usize) -> Uuid {
+    let mut rest: [u8; 10] = rand::random();
+    let order = (i as u16).min(0x0fff).to_be_bytes();
+    rest[0] = order[0];
+    rest[1] = order[1];
+    let millis = at.timestamp_millis().max(0) as u64;
+    uuid::Builder::from_unix_timestamp_millis(millis, &rest).into_uuid()
+}
+
 /// Rows per multi-row INSERT: well under the bind-parameter limits of both backends.
 const CHUNK: usize = 500;
 
@@ -93,16 +105,19 @@ pub async fn record_at<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> AppResult<()> {
     for chunk in entries.chunks(CHUNK) {
-        let rows = chunk.iter().map(|e| contact_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            project_id: Set(project_id),
-            contact_id: Set(e.contact_id),
-            kind: Set(e.kind.to_owned()),
-            actor_kind: Set(actor.kind().to_owned()),
-            actor_id: Set(actor.id()),
-            data: Set(e.data.to_string()),
-            occurred_at: Set(at),
-        });
+        let rows = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, e)| contact_event::ActiveModel {
+                id: Set(entry_id(at, i)),
+                project_id: Set(project_id),
+                contact_id: Set(e.contact_id),
+                kind: Set(e.kind.to_owned()),
+                actor_kind: Set(actor.kind().to_owned()),
+                actor_id: Set(actor.id()),
+                data: Set(e.data.to_string()),
+                occurred_at: Set(at),
+            });
         contact_event::Entity::insert_many(rows).exec(conn).await?;
         let events: Vec<Event> = chunk
             .iter()

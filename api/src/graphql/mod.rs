@@ -12,6 +12,7 @@ use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     agents::graphql::{AgentsMutation, AgentsQuery},
     auth::{RequestAuth, Scope},
+    chat::graphql::{ChatMutation, ChatQuery, ChatSubscription, MessageLoader},
     config::GraphqlSettings,
     contacts::{
         graphql::{ContactsMutation, ContactsQuery},
@@ -38,6 +39,7 @@ pub struct Query(
     WhatsAppQuery,
     TemplatesQuery,
     MessagesQuery,
+    ChatQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -50,6 +52,7 @@ pub struct Mutation(
     WhatsAppMutation,
     TemplatesMutation,
     MessagesMutation,
+    ChatMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -57,6 +60,7 @@ pub struct Subscription(
     ProjectsSubscription,
     ImportSubscription,
     MessagesSubscription,
+    ChatSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
@@ -99,7 +103,15 @@ pub fn request_data(
     auth: RequestAuth,
 ) -> async_graphql::Request {
     let db = || state.db.clone();
+    let project_id = auth.scope().ok().map(|s| s.project_id);
     request
+        .data(DataLoader::new(
+            MessageLoader {
+                db: db(),
+                project_id,
+            },
+            tokio::spawn,
+        ))
         .data(auth)
         .data(DataLoader::new(
             loaders::UserLoader::new(db()),

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::send::{self, SendContent, SendRequest};
 use crate::{
     auth::{Role, RoleGuard, guard::MEMBERS},
-    errors::AppError,
     graphql::{app_state, scope},
     projects::graphql::parse_id,
     templates::service::ParameterInput,
@@ -313,19 +312,21 @@ impl MessagesSubscription {
         &self,
         ctx: &Context<'_>,
         contact_id: Option<ID>,
-    ) -> Result<impl Stream<Item = Message>> {
+    ) -> Result<impl Stream<Item = Message> + use<>> {
         let scope = scope(ctx)?;
         let contact: Option<Uuid> = contact_id
             .as_ref()
             .map(|id| parse_id("contactId", id))
             .transpose()?;
-        let stream = app_state(ctx)
-            .bus
-            .subscribe(scope.project_id)
-            .await
-            .map_err(AppError::Unavailable)?;
-        Ok(stream.filter_map(move |event| async move {
-            if event.topic != "message.created" && event.topic != "message.updated" {
+        let events = crate::chat::stream::subscribe(
+            app_state(ctx),
+            scope.project_id,
+            crate::chat::stream::Viewer::of(scope),
+            None,
+        )
+        .await?;
+        Ok(events.filter_map(move |event| async move {
+            if !event.topic.starts_with("message.") {
                 return None;
             }
             let message: message::Model = serde_json::from_value(event.payload).ok()?;

@@ -23,11 +23,14 @@ pub fn live_payload(message: &message::Model) -> Value {
 }
 
 pub async fn find(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<message::Model> {
-    message::Entity::find_by_id(id)
+    let message = message::Entity::find_by_id(id)
         .filter(message::Column::ProjectId.eq(scope.project_id))
         .one(&state.db)
         .await?
-        .ok_or(AppError::NotFound("message"))
+        .ok_or(AppError::NotFound("message"))?;
+    let contact = crate::contacts::service::find(state, scope, message.contact_id).await?;
+    crate::chat::listing::ensure_may_use(state, scope, &contact).await?;
+    Ok(message)
 }
 
 /// A contact's messages in the order they were written (inbound ones by Meta's time).
@@ -37,6 +40,8 @@ pub async fn of_contact(
     contact_id: Uuid,
     page: PageRequest,
 ) -> AppResult<Page<message::Model>> {
+    let contact = crate::contacts::service::find(state, scope, contact_id).await?;
+    crate::chat::listing::ensure_may_use(state, scope, &contact).await?;
     let select = message::Entity::find()
         .filter(message::Column::ProjectId.eq(scope.project_id))
         .filter(message::Column::ContactId.eq(contact_id));

@@ -11,7 +11,11 @@ use uuid::Uuid;
 use super::store::{self, ACCEPTED, FAILED, OUTBOUND, PENDING};
 use crate::{
     auth::Scope,
-    contacts::{messaging, service as contacts},
+    chat::{self, events::ChatEvent},
+    contacts::{
+        journey::{self, Actor, Entry},
+        messaging, service as contacts,
+    },
     errors::{AppError, AppResult, ErrorCode},
     events,
     state::AppState,
@@ -50,9 +54,10 @@ pub async fn send(
     request: SendRequest,
 ) -> AppResult<message::Model> {
     let contact = contacts::find(state, scope, request.contact_id).await?;
+    chat::listing::ensure_may_use(state, scope, &contact).await?;
     let account = accounts::for_project(&state.db, state, scope.project_id).await?;
     let to = recipient(&contact)?;
-    let now = Utc::now();
+    let now = state.settings.clock.now();
     let (content, template_id, kind, stored_content) = match request.content {
         SendContent::Text(body) => {
             let body = text(&body)?;
@@ -167,14 +172,9 @@ pub async fn send(
     let result = provider
         .send(&accounts::provider_account(&account), &outbound)
         .await;
-    let (saved, failure) = record_result(state, pending, result).await?;
-    events::publish(
-        state,
-        saved.project_id,
-        "message.created",
-        super::live_payload(&saved),
-    )
-    .await;
+    let (saved, failure, chat_events) =
+        record_result(state, scope, &contact, pending, result).await?;
+    chat::events::publish(state, chat_events).await;
     match failure {
         None => Ok(saved),
         Some(err) => Err(provider_error(err)),
@@ -184,9 +184,11 @@ pub async fn send(
 /// Stores what the provider said; statuses that arrived first are applied now.
 async fn record_result(
     state: &AppState,
+    scope: &Scope,
+    contact: &contact::Model,
     pending: message::Model,
     result: Result<crate::whatsapp::provider::SendReceipt, ProviderError>,
-) -> AppResult<(message::Model, Option<ProviderError>)> {
+) -> AppResult<(message::Model, Option<ProviderError>, Vec<ChatEvent>)> {
     let txn = state.db.begin().await?;
     let mut active: message::ActiveModel = pending.clone().into();
     active.updated_at = Set(Utc::now());
@@ -222,8 +224,35 @@ async fn record_result(
         saved.occurred_at,
     )
     .await?;
+    journey::record_at(
+        &txn,
+        saved.project_id,
+        if scope.user_id.is_none() && scope.api_key_id.is_none() {
+            Actor::System
+        } else {
+            Actor::of(scope)
+        },
+        vec![Entry::new(
+            saved.contact_id,
+            if saved.template_id.is_some() {
+                "template.sent"
+            } else {
+                "message.sent"
+            },
+            json!({
+                "messageId": saved.id,
+                "type": saved.kind,
+                "templateId": saved.template_id,
+                "status": saved.status,
+            }),
+        )],
+        saved.occurred_at,
+    )
+    .await?;
+    let now = state.settings.clock.now();
+    let chat_events = chat::service::on_message(&txn, contact, &saved, true, now).await?;
     txn.commit().await?;
-    Ok((saved, failure))
+    Ok((saved, failure, chat_events))
 }
 
 fn provider_error(err: ProviderError) -> AppError {

@@ -13,13 +13,25 @@
 //! made. A timeout or a broken connection once the request may have been written is not
 //! retried for `send`: it returns [`FailureKind::Transient`] and the caller decides.
 //! Listing and submitting templates retry those too, since a repeated read is harmless
-//! and Meta refuses a second template of the same name and language.
+//! and Meta refuses a second template of the same name and language; so do the uploads
+//! of media samples, since an upload session left unfinished is harmless.
+//!
+//! # Media samples
+//!
+//! Parley keeps a media header's sample as a URL, but Meta's template endpoints take only
+//! a handle from its Resumable Upload API there. Before a template is submitted or edited,
+//! each such URL is downloaded (without Meta's token, at most [`MAX_SAMPLE_BYTES`]) and
+//! uploaded to the Meta app ([`MetaConfig::app_id`]); the handle replaces the URL. A
+//! sample that cannot be downloaded is the user's to fix, so that failure is permanent.
 
 use std::{error::Error as StdError, time::Duration};
 
 use async_trait::async_trait;
 use rand::Rng;
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::{
+    Method, StatusCode, Url,
+    header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap},
+};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
@@ -44,6 +56,12 @@ const RATE_LIMIT_CODES: [i64; 6] = [4, 80007, 130429, 131048, 131056, 133016];
 const TRANSIENT_CODES: [i64; 4] = [1, 2, 131000, 131016];
 /// How much of an unreadable error body goes into the error message.
 const BODY_EXCERPT_CHARS: usize = 200;
+/// The largest media sample downloaded for upload, so a user's URL cannot make the server
+/// hold an arbitrary file in memory. Meta's own limit for header videos.
+const MAX_SAMPLE_BYTES: usize = 16 * 1024 * 1024;
+/// Header formats whose sample is a file.
+const MEDIA_HEADER_FORMATS: [&str; 3] = ["IMAGE", "VIDEO", "DOCUMENT"];
+const FALLBACK_FILE_TYPE: &str = "application/octet-stream";
 
 #[derive(Clone, Debug)]
 pub struct MetaConfig {
@@ -56,6 +74,9 @@ pub struct MetaConfig {
     /// Attempts in all, the first included; at least 1.
     pub max_attempts: u32,
     pub backoff_base: Duration,
+    /// The Meta app that receives uploads of media samples; without it, templates with a
+    /// media sample URL cannot be submitted.
+    pub app_id: Option<String>,
 }
 
 impl Default for MetaConfig {
@@ -66,6 +87,7 @@ impl Default for MetaConfig {
             timeout: Duration::from_secs(30),
             max_attempts: 3,
             backoff_base: Duration::from_millis(500),
+            app_id: None,
         }
     }
 }
@@ -127,14 +149,18 @@ impl MetaClient {
     }
 
     async fn attempt<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, Failure> {
-        let mut request = self
+        let request = self
             .http
             .request(call.method.clone(), &call.url)
-            .bearer_auth(call.token)
             .query(&call.query);
-        if let Some(body) = &call.body {
-            request = request.json(body);
-        }
+        let request = match &call.payload {
+            Payload::None => request.bearer_auth(call.token),
+            Payload::Json(body) => request.bearer_auth(call.token).json(body),
+            Payload::File(bytes) => request
+                .header(AUTHORIZATION, format!("OAuth {}", call.token))
+                .header("file_offset", "0")
+                .body(bytes.clone()),
+        };
         let response = request.send().await.map_err(Failure::transport)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
@@ -146,6 +172,211 @@ impl MetaClient {
     }
 }
 
+/// Media samples: see the module documentation.
+impl MetaClient {
+    /// `components` with each media header's sample URL replaced by an uploaded handle.
+    async fn with_uploaded_samples(
+        &self,
+        account: &Account,
+        components: &[Value],
+    ) -> Result<Vec<Value>, ProviderError> {
+        let mut components = components.to_vec();
+        for component in &mut components {
+            if let Some(url) = sample_url(component) {
+                let handle = self.upload_sample(account, &url).await?;
+                component["example"]["header_handle"] = json!([handle]);
+            }
+        }
+        Ok(components)
+    }
+
+    async fn upload_sample(&self, account: &Account, url: &str) -> Result<String, ProviderError> {
+        let app_id = self.config.app_id.as_deref().ok_or_else(|| {
+            permanent("uploading a media sample needs the Meta app id (WHATSAPP_APP_ID)".into())
+        })?;
+        let sample = self.download(url).await?;
+        let session = self.start_upload(account, app_id, &sample).await?;
+        self.upload_file(account, &session, sample.bytes).await
+    }
+
+    /// Fetches the user's sample; Meta's token is not sent to a URL outside Meta.
+    async fn download(&self, url: &str) -> Result<Sample, ProviderError> {
+        let failed =
+            |why: String| permanent(format!("could not download the media sample {url}: {why}"));
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| failed(chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failed(format!("HTTP {status}")));
+        }
+        // The announced length spares downloading what would be refused anyway.
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_SAMPLE_BYTES as u64)
+        {
+            return Err(too_large(url));
+        }
+        let content_type = response.headers().get(CONTENT_TYPE).cloned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(chain(&e)))? {
+            if bytes.len() + chunk.len() > MAX_SAMPLE_BYTES {
+                return Err(too_large(url));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let file_name = file_name(url);
+        let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
+        Ok(Sample {
+            file_type: file_type(content_type, &file_name),
+            file_name,
+            bytes,
+        })
+    }
+
+    /// Opens an upload session in the Meta app; its id is where the bytes go.
+    async fn start_upload(
+        &self,
+        account: &Account,
+        app_id: &str,
+        sample: &Sample,
+    ) -> Result<String, ProviderError> {
+        let call = Call {
+            operation: "start_upload",
+            method: Method::POST,
+            url: self.url(app_id, "uploads"),
+            query: vec![
+                ("file_name", sample.file_name.clone()),
+                ("file_length", sample.bytes.len().to_string()),
+                ("file_type", sample.file_type.clone()),
+            ],
+            token: &account.access_token,
+            payload: Payload::None,
+            replay: Replay::Always,
+        };
+        let session: UploadSession = self.execute(&call).await?;
+        Ok(session.id)
+    }
+
+    /// Sends the whole file at once; Meta answers with the handle templates take.
+    async fn upload_file(
+        &self,
+        account: &Account,
+        session: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, ProviderError> {
+        let call = Call {
+            operation: "upload_file",
+            method: Method::POST,
+            // The session id may carry its own query (`?sig=...`), kept as Meta gave it.
+            url: self.node_url(session),
+            query: Vec::new(),
+            token: &account.access_token,
+            payload: Payload::File(bytes),
+            replay: Replay::Always,
+        };
+        let uploaded: UploadedFile = self.execute(&call).await?;
+        Ok(uploaded.h)
+    }
+}
+
+/// A downloaded media sample, described as the upload session asks.
+struct Sample {
+    file_name: String,
+    file_type: String,
+    bytes: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct UploadSession {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct UploadedFile {
+    h: String,
+}
+
+/// The sample URL of a media header component, when its example is one (not a handle).
+fn sample_url(component: &Value) -> Option<String> {
+    let field = |key: &str| component.get(key).and_then(Value::as_str).unwrap_or("");
+    let media = MEDIA_HEADER_FORMATS
+        .iter()
+        .any(|f| field("format").eq_ignore_ascii_case(f));
+    if !field("type").eq_ignore_ascii_case("HEADER") || !media {
+        return None;
+    }
+    let example = component
+        .pointer("/example/header_handle/0")
+        .and_then(Value::as_str)?;
+    is_http_url(example).then(|| example.to_owned())
+}
+
+fn is_http_url(text: &str) -> bool {
+    ["http://", "https://"].iter().any(|scheme| {
+        text.get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    })
+}
+
+/// The URL's last path segment, or `sample` when it has none.
+fn file_name(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|url| {
+            let last = url.path_segments()?.next_back()?;
+            (!last.is_empty()).then(|| last.to_owned())
+        })
+        .unwrap_or_else(|| "sample".into())
+}
+
+/// The download's content type, else one guessed from the file's extension. A generic
+/// `application/octet-stream` says nothing, so the extension is asked then too.
+fn file_type(content_type: Option<&str>, file_name: &str) -> String {
+    let announced = content_type
+        .and_then(|value| value.parse::<mime::Mime>().ok())
+        .map(|mime| mime.essence_str().to_owned())
+        .filter(|essence| essence != FALLBACK_FILE_TYPE);
+    announced
+        .or_else(|| type_by_extension(file_name).map(str::to_owned))
+        .unwrap_or_else(|| FALLBACK_FILE_TYPE.into())
+}
+
+/// The types WhatsApp takes for header media.
+fn type_by_extension(file_name: &str) -> Option<&'static str> {
+    let (_, extension) = file_name.rsplit_once('.')?;
+    let file_type = match extension.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "mp4" => "video/mp4",
+        "3gp" => "video/3gpp",
+        "pdf" => "application/pdf",
+        _ => return None,
+    };
+    Some(file_type)
+}
+
+fn too_large(url: &str) -> ProviderError {
+    permanent(format!(
+        "the media sample {url} is larger than {} MiB, the most uploaded to Meta",
+        MAX_SAMPLE_BYTES / (1024 * 1024)
+    ))
+}
+
+/// A failure on Parley's side of a call, which retrying would not fix.
+fn permanent(message: String) -> ProviderError {
+    ProviderError {
+        kind: FailureKind::Permanent,
+        code: None,
+        subcode: None,
+        message,
+        http_status: None,
+    }
+}
+
 /// One Graph API request, kept so that it can be sent again.
 struct Call<'a> {
     operation: &'static str,
@@ -153,8 +384,17 @@ struct Call<'a> {
     url: String,
     query: Vec<(&'static str, String)>,
     token: &'a str,
-    body: Option<Value>,
+    payload: Payload,
     replay: Replay,
+}
+
+/// What a [`Call`] sends as its body.
+enum Payload {
+    None,
+    Json(Value),
+    /// A whole file for an upload session, which Meta's Resumable Upload API takes with
+    /// `file_offset: 0` and an `OAuth` (not `Bearer`) authorization.
+    File(Vec<u8>),
 }
 
 /// Whether a request that may already have reached Meta can be sent again.
@@ -421,12 +661,13 @@ fn template_payload(name: &str, language: &str, components: &[Value]) -> Value {
     template
 }
 
-fn submission_body(template: &TemplateSubmission) -> Value {
+/// The creation request, with `components` (the template's, samples uploaded).
+fn submission_body(template: &TemplateSubmission, components: Vec<Value>) -> Value {
     let mut body = json!({
         "name": template.name,
         "language": template.language,
         "category": template.category,
-        "components": template.components,
+        "components": components,
     });
     // POSITIONAL is Meta's default; older API versions reject the field.
     if !template.parameter_format.eq_ignore_ascii_case("POSITIONAL") {
@@ -529,7 +770,7 @@ impl WhatsAppProvider for MetaClient {
             url: self.url(&account.phone_number_id, "messages"),
             query: Vec::new(),
             token: &account.access_token,
-            body: Some(send_body(message)),
+            payload: Payload::Json(send_body(message)),
             replay: Replay::IfUnaccepted,
         };
         let answer: SendAnswer = self.execute(&call).await?;
@@ -548,13 +789,16 @@ impl WhatsAppProvider for MetaClient {
         account: &Account,
         template: &TemplateSubmission,
     ) -> Result<SubmittedTemplate, ProviderError> {
+        let components = self
+            .with_uploaded_samples(account, &template.components)
+            .await?;
         let call = Call {
             operation: "submit_template",
             method: Method::POST,
             url: self.url(&account.waba_id, "message_templates"),
             query: Vec::new(),
             token: &account.access_token,
-            body: Some(submission_body(template)),
+            payload: Payload::Json(submission_body(template, components)),
             replay: Replay::Always,
         };
         let answer: SubmitAnswer = self.execute(&call).await?;
@@ -572,15 +816,18 @@ impl WhatsAppProvider for MetaClient {
         meta_id: &str,
         template: &TemplateSubmission,
     ) -> Result<(), ProviderError> {
+        let components = self
+            .with_uploaded_samples(account, &template.components)
+            .await?;
         let call = Call {
             operation: "edit_template",
             method: Method::POST,
             url: self.node_url(meta_id),
             query: Vec::new(),
             token: &account.access_token,
-            body: Some(json!({
+            payload: Payload::Json(json!({
                 "category": template.category,
-                "components": template.components,
+                "components": components,
             })),
             replay: Replay::Always,
         };
@@ -606,7 +853,7 @@ impl WhatsAppProvider for MetaClient {
             url: self.url(&account.waba_id, "message_templates"),
             query,
             token: &account.access_token,
-            body: None,
+            payload: Payload::None,
             replay: Replay::Always,
         };
         let answer: ListAnswer = self.execute(&call).await?;
@@ -624,7 +871,7 @@ mod tests {
 
     use axum::{
         Router,
-        body::Bytes,
+        body::{Body, Bytes},
         extract::State,
         http::{HeaderMap, Method as HttpMethod, StatusCode as HttpStatus, Uri},
         response::{IntoResponse, Response},
@@ -641,6 +888,8 @@ mod tests {
         query: String,
         authorization: Option<String>,
         body: Value,
+        file_offset: Option<String>,
+        bytes: Bytes,
     }
 
     #[derive(Clone)]
@@ -648,6 +897,17 @@ mod tests {
         status: u16,
         retry_after: Option<&'static str>,
         body: Value,
+        /// Served instead of `body`.
+        file: Option<File>,
+    }
+
+    /// A file the stub serves, as a media sample's host would.
+    #[derive(Clone)]
+    struct File {
+        content_type: Option<&'static str>,
+        bytes: Vec<u8>,
+        /// In pieces and without `Content-Length`, as a streaming server sends.
+        chunked: bool,
     }
 
     fn reply(status: u16, body: Value) -> Reply {
@@ -655,6 +915,18 @@ mod tests {
             status,
             retry_after: None,
             body,
+            file: None,
+        }
+    }
+
+    fn file(content_type: Option<&'static str>, bytes: Vec<u8>, chunked: bool) -> Reply {
+        Reply {
+            file: Some(File {
+                content_type,
+                bytes,
+                chunked,
+            }),
+            ..reply(200, Value::Null)
         }
     }
 
@@ -711,19 +983,44 @@ mod tests {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            file_offset: headers
+                .get("file_offset")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            bytes: body,
         });
         tokio::time::sleep(stub.delay).await;
         let next = stub.script.lock().unwrap().pop_front();
         let reply = next.unwrap_or_else(|| stub.fallback.clone());
-        let mut response = (
-            HttpStatus::from_u16(reply.status).unwrap(),
-            axum::Json(reply.body),
-        )
-            .into_response();
+        let status = HttpStatus::from_u16(reply.status).unwrap();
+        let mut response = match reply.file {
+            Some(file) => file_response(status, file),
+            None => (status, axum::Json(reply.body)).into_response(),
+        };
         if let Some(seconds) = reply.retry_after {
             response
                 .headers_mut()
                 .insert("retry-after", seconds.parse().unwrap());
+        }
+        response
+    }
+
+    fn file_response(status: HttpStatus, file: File) -> Response {
+        let body = if file.chunked {
+            let pieces: Vec<Result<Bytes, std::io::Error>> = file
+                .bytes
+                .chunks(1024 * 1024)
+                .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                .collect();
+            Body::from_stream(futures::stream::iter(pieces))
+        } else {
+            Body::from(file.bytes)
+        };
+        let mut response = (status, body).into_response();
+        if let Some(content_type) = file.content_type {
+            response
+                .headers_mut()
+                .insert("content-type", content_type.parse().unwrap());
         }
         response
     }
@@ -749,6 +1046,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             max_attempts,
             backoff_base: Duration::from_millis(1),
+            app_id: Some("APP1".into()),
         }
     }
 
@@ -957,6 +1255,266 @@ mod tests {
             })
         );
         assert_eq!(seen[1].body["parameter_format"], "NAMED");
+    }
+
+    /// A few bytes that start and end like a JPEG.
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0xFF, 0xD9];
+    /// Meta's upload session ids carry a signature as a query.
+    const SESSION: &str = "upload:MTphdHRhY2htZW50?sig=ARZsig";
+    const HANDLE: &str = "4::aW1hZ2UvanBlZw==:ARbHandle";
+
+    fn media_submission(sample: &str) -> TemplateSubmission {
+        TemplateSubmission {
+            category: "MARKETING".into(),
+            components: vec![
+                json!({ "type": "HEADER", "format": "IMAGE",
+                        "example": { "header_handle": [sample] } }),
+                json!({ "type": "BODY", "text": "Our new shoes are in" }),
+            ],
+            ..submission("POSITIONAL")
+        }
+    }
+
+    fn accepted() -> Reply {
+        reply(
+            200,
+            json!({ "id": "594425479261596", "status": "PENDING", "category": "MARKETING" }),
+        )
+    }
+
+    /// The sample, the session and the handle, in the order the client asks for them.
+    fn upload_script(sample: Reply) -> Vec<Reply> {
+        vec![
+            sample,
+            reply(200, json!({ "id": SESSION })),
+            reply(200, json!({ "h": HANDLE })),
+        ]
+    }
+
+    /// A client against a stub, and the stub's URL (which also serves the samples).
+    async fn stubbed_at(
+        script: Vec<Reply>,
+        fallback: Reply,
+        config: impl FnOnce(&str) -> MetaConfig,
+    ) -> (Arc<Stub>, MetaClient, String) {
+        let (stub, url) = serve(script, fallback, Duration::ZERO).await;
+        let client = MetaClient::new(config(&url)).unwrap();
+        (stub, client, url)
+    }
+
+    #[tokio::test]
+    async fn uploads_a_media_sample_and_submits_its_handle() {
+        let mut script = upload_script(file(Some("image/jpeg"), JPEG.to_vec(), false));
+        script.insert(2, reply(503, json!({})));
+        let (stub, client, url) = stubbed_at(script, accepted(), |u| config(u, 2)).await;
+        let sample = format!("{url}/samples/shoe.jpg");
+        client
+            .submit_template(&account(), &media_submission(&sample))
+            .await
+            .unwrap();
+
+        let seen = stub.seen();
+        let calls: Vec<(&str, &str)> = seen
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("GET", "/samples/shoe.jpg"),
+                ("POST", "/v23.0/APP1/uploads"),
+                ("POST", "/v23.0/upload:MTphdHRhY2htZW50"),
+                ("POST", "/v23.0/upload:MTphdHRhY2htZW50"),
+                ("POST", "/v23.0/WABA1/message_templates"),
+            ]
+        );
+        assert_eq!(seen[0].authorization, None, "Meta's token stays with Meta");
+        assert_eq!(
+            seen[1].query,
+            "file_name=shoe.jpg&file_length=8&file_type=image%2Fjpeg"
+        );
+        assert_eq!(seen[1].authorization.as_deref(), Some("Bearer TOKEN"));
+        for upload in &seen[2..4] {
+            assert_eq!(upload.query, "sig=ARZsig");
+            assert_eq!(upload.authorization.as_deref(), Some("OAuth TOKEN"));
+            assert_eq!(upload.file_offset.as_deref(), Some("0"));
+            assert_eq!(&upload.bytes[..], JPEG);
+        }
+        assert_eq!(
+            seen[4].body["components"],
+            json!([
+                { "type": "HEADER", "format": "IMAGE", "example": { "header_handle": [HANDLE] } },
+                { "type": "BODY", "text": "Our new shoes are in" },
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn an_edit_uploads_its_sample_too() {
+        let script = upload_script(file(None, JPEG.to_vec(), true));
+        let edited = reply(200, json!({ "success": true }));
+        let (stub, client, url) = stubbed_at(script, edited, |u| config(u, 1)).await;
+        let sample = format!("{url}/s/photo.JPG?v=2");
+        client
+            .edit_template(&account(), "594425479261596", &media_submission(&sample))
+            .await
+            .unwrap();
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(
+            seen[1].query, "file_name=photo.JPG&file_length=8&file_type=image%2Fjpeg",
+            "typed by its extension when the host does not say"
+        );
+        assert_eq!(&seen[2].bytes[..], JPEG);
+        assert_eq!(seen[3].path, "/v23.0/594425479261596");
+        assert_eq!(
+            seen[3].body["components"][0]["example"],
+            json!({ "header_handle": [HANDLE] })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handle_is_submitted_as_it_is_without_an_app_id() {
+        let no_app = |u: &str| MetaConfig {
+            app_id: None,
+            ..config(u, 1)
+        };
+        let (stub, client, _) = stubbed_at(vec![], accepted(), no_app).await;
+        let template = media_submission(HANDLE);
+        client.submit_template(&account(), &template).await.unwrap();
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].path, "/v23.0/WABA1/message_templates");
+        assert_eq!(seen[0].body["components"], json!(template.components));
+    }
+
+    #[tokio::test]
+    async fn a_sample_url_needs_the_app_id() {
+        let no_app = |u: &str| MetaConfig {
+            app_id: None,
+            ..config(u, 3)
+        };
+        let (stub, client, url) = stubbed_at(vec![], accepted(), no_app).await;
+        let sample = format!("{url}/samples/shoe.jpg");
+        let err = client
+            .submit_template(&account(), &media_submission(&sample))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, FailureKind::Permanent);
+        assert_eq!(
+            err.message,
+            "uploading a media sample needs the Meta app id (WHATSAPP_APP_ID)"
+        );
+        assert_eq!(stub.attempts(), 0, "neither the sample nor Meta was asked");
+    }
+
+    #[tokio::test]
+    async fn a_sample_that_is_missing_or_too_large_is_refused_for_good() {
+        let oversized = || vec![0; MAX_SAMPLE_BYTES + 1];
+        let cases = [
+            (reply(404, json!({})), "could not download the media sample"),
+            (
+                file(Some("video/mp4"), oversized(), false),
+                "is larger than 16 MiB",
+            ),
+            (
+                file(Some("video/mp4"), oversized(), true),
+                "is larger than 16 MiB",
+            ),
+        ];
+        for (sample, why) in cases {
+            let (stub, client, url) = stubbed_at(vec![sample], accepted(), |u| config(u, 3)).await;
+            let sample = format!("{url}/samples/clip.mp4");
+            let err = client
+                .submit_template(&account(), &media_submission(&sample))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, FailureKind::Permanent, "{why}");
+            assert!(err.message.contains(why), "{}", err.message);
+            assert!(err.message.contains(&sample), "{}", err.message);
+            assert_eq!(stub.attempts(), 1, "only the download, once: {why}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_download_failure_names_the_url_and_what_went_wrong() {
+        let (_, client, url) =
+            stubbed_at(vec![reply(404, json!({}))], accepted(), |u| config(u, 1)).await;
+        let gone = format!("{url}/samples/gone.jpg");
+        let err = client
+            .submit_template(&account(), &media_submission(&gone))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("could not download the media sample {gone}: HTTP 404 Not Found")
+        );
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("http://{}/shoe.jpg", listener.local_addr().unwrap());
+        drop(listener);
+        let err = client
+            .submit_template(&account(), &media_submission(&closed))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, FailureKind::Permanent);
+        assert!(
+            err.message
+                .starts_with(&format!("could not download the media sample {closed}: ")),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn only_media_headers_with_a_url_are_uploaded() {
+        let header = |format: &str, example: &str| json!({ "type": "HEADER", "format": format, "example": { "header_handle": [example] } });
+        let url = "HTTPS://cdn.example/a.png";
+        assert_eq!(sample_url(&header("image", url)).as_deref(), Some(url));
+        assert_eq!(
+            sample_url(&header("DOCUMENT", "http://x/y.pdf")).as_deref(),
+            Some("http://x/y.pdf")
+        );
+        assert_eq!(sample_url(&header("IMAGE", HANDLE)), None);
+        assert_eq!(sample_url(&header("TEXT", url)), None);
+        assert_eq!(
+            sample_url(&json!({ "type": "HEADER", "format": "VIDEO" })),
+            None
+        );
+        assert_eq!(sample_url(&json!({ "type": "BODY", "text": url })), None);
+    }
+
+    #[test]
+    fn names_and_types_a_sample_for_the_upload() {
+        assert_eq!(
+            file_name("https://cdn.example/a/shoe.jpg?v=2#top"),
+            "shoe.jpg"
+        );
+        assert_eq!(file_name("https://cdn.example/a/"), "sample");
+        assert_eq!(file_name("https://cdn.example"), "sample");
+        let table = [
+            (Some("image/png; charset=binary"), "x.jpg", "image/png"),
+            (None, "x.JPEG", "image/jpeg"),
+            (
+                Some("application/octet-stream"),
+                "menu.pdf",
+                "application/pdf",
+            ),
+            (Some("not a type"), "clip.mp4", "video/mp4"),
+            (None, "sample", "application/octet-stream"),
+            (
+                Some("application/octet-stream"),
+                "a.bin",
+                "application/octet-stream",
+            ),
+        ];
+        for (content_type, name, expected) in table {
+            assert_eq!(
+                file_type(content_type, name),
+                expected,
+                "{content_type:?} {name}"
+            );
+        }
     }
 
     fn listed(id: &str, reason: &str) -> Value {

@@ -44,6 +44,7 @@ impl WhatsApp {
                 timeout: settings.timeout,
                 max_attempts: settings.max_attempts,
                 backoff_base: settings.backoff_base,
+                app_id: settings.app_id.clone(),
             })?,
             sandbox: SandboxProvider::new(db, settings.sandbox.clone(), wake.clone()),
             wake,

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use parley_entity::{message, webhook_event, whatsapp_account};
-use sea_orm::TransactionTrait;
+use parley_entity::{contact, webhook_event, whatsapp_account};
+use sea_orm::{EntityTrait, TransactionTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -18,7 +18,9 @@ use super::{
     },
 };
 use crate::{
+    chat::{self, events::ChatEvent},
     contacts::{
+        journey::{self, Actor, Entry},
         messaging::{self, Inbound, Sender},
         service::phone_rules,
     },
@@ -34,8 +36,10 @@ pub struct Outcome {
     /// What could not be applied, and why (kept on the delivery, shown to owners).
     pub notes: Vec<String>,
     pub project_id: Option<Uuid>,
-    /// Messages created or changed, to tell live subscribers.
-    pub messages: Vec<(bool, message::Model)>,
+    /// Chat events recorded, to publish once committed.
+    pub chat_events: Vec<ChatEvent>,
+    /// The assistant's replies to send once committed: (project, contact, text).
+    pub replies: Vec<(Uuid, Uuid, String)>,
     pub templates: Vec<parley_entity::template::Model>,
 }
 
@@ -44,7 +48,8 @@ pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResul
         state: PROCESSED,
         notes: Vec::new(),
         project_id: event.project_id,
-        messages: Vec::new(),
+        chat_events: Vec::new(),
+        replies: Vec::new(),
         templates: Vec::new(),
     };
     let notification: Notification = match serde_json::from_str(&event.body) {
@@ -187,17 +192,59 @@ async fn apply_messages(
         else {
             continue;
         };
+        let text = payload::text_of(raw);
         let inbound = Inbound {
             at: parsed.timestamp,
-            text: payload::text_of(raw),
+            text,
             referral: parsed.referral.as_ref(),
         };
-        messaging::apply_inbound(txn, contact, &inbound).await?;
-        outcome.messages.push((true, stored));
+        let new_conversation = !chat::service::is_live(contact.last_active_at, parsed.timestamp);
+        let contact = messaging::apply_inbound(txn, contact, &inbound).await?;
+        journey::record_at(
+            txn,
+            project_id,
+            Actor::Contact,
+            vec![Entry::new(
+                contact.id,
+                "message.received",
+                serde_json::json!({ "messageId": stored.id, "type": stored.kind }),
+            )],
+            parsed.timestamp,
+        )
+        .await?;
+        let now = state.settings.clock.now();
+        outcome
+            .chat_events
+            .extend(chat::service::on_message(txn, &contact, &stored, true, now).await?);
+        // The chat may have just reopened: the assistant acts on its current state.
+        let contact = contact::Entity::find_by_id(contact.id)
+            .one(txn)
+            .await?
+            .unwrap_or(contact);
+        let (handed_over, reply) = chat::assistant::on_inbound(
+            txn,
+            &contact,
+            text,
+            parsed.timestamp,
+            new_conversation,
+            now,
+        )
+        .await?;
+        outcome.chat_events.extend(handed_over);
+        if let Some(reply) = reply {
+            outcome.replies.push((project_id, contact.id, reply));
+        }
     }
     for status in &value.statuses {
-        if let Some(changed) = store::apply_status(txn, project_id, status).await? {
-            outcome.messages.push((false, changed));
+        if let Some(changed) = store::apply_status(txn, project_id, status).await?
+            && let Some(contact) = contact::Entity::find_by_id(changed.contact_id)
+                .one(txn)
+                .await?
+        {
+            let now = state.settings.clock.now();
+            outcome
+                .chat_events
+                .extend(chat::service::on_message(txn, &contact, &changed, false, now).await?);
         }
     }
     Ok(true)

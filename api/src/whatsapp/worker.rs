@@ -13,7 +13,7 @@ use super::{
     inbox::{FAILED, PENDING},
     process::{self, Outcome},
 };
-use crate::{events, messages, state::AppState};
+use crate::{chat, events, state::AppState};
 
 /// How long a claimed delivery is hidden from other workers.
 const LEASE: chrono::Duration = chrono::Duration::seconds(60);
@@ -148,20 +148,7 @@ async fn finish(
 }
 
 async fn publish(state: &AppState, outcome: Outcome) {
-    for (created, message) in outcome.messages {
-        let topic = if created {
-            "message.created"
-        } else {
-            "message.updated"
-        };
-        events::publish(
-            state,
-            message.project_id,
-            topic,
-            messages::live_payload(&message),
-        )
-        .await;
-    }
+    chat::events::publish(state, outcome.chat_events).await;
     for template in outcome.templates {
         events::publish(
             state,
@@ -170,5 +157,11 @@ async fn publish(state: &AppState, outcome: Outcome) {
             json!({ "templateId": template.id, "status": template.status }),
         )
         .await;
+    }
+    for (project_id, contact_id, text) in outcome.replies {
+        let state = state.clone();
+        tokio::spawn(async move {
+            chat::assistant::reply(&state, project_id, contact_id, text).await;
+        });
     }
 }

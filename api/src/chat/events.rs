@@ -1,0 +1,158 @@
+//! Chat events: numbered per project in the transaction of the change they describe, kept,
+//! and published after commit. A subscriber that reconnects with the last number it saw
+//! gets what it missed from here, then live events, with no gap and no duplicate.
+
+use chrono::{DateTime, Utc};
+use parley_entity::chat_event;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{errors::AppResult, realtime::BusEvent, state::AppState};
+
+/// The bus topic every chat event travels under.
+pub const BUS_TOPIC: &str = "chat.event";
+
+/// A chat event as subscribers receive it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatEvent {
+    pub project_id: Uuid,
+    pub seq: i64,
+    pub contact_id: Option<Uuid>,
+    pub topic: String,
+    /// While a chat is intervened, the agent who may see its events (others may not).
+    pub agent_id: Option<Uuid>,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<chat_event::Model> for ChatEvent {
+    fn from(m: chat_event::Model) -> Self {
+        Self {
+            project_id: m.project_id,
+            seq: m.seq,
+            contact_id: m.contact_id,
+            topic: m.topic,
+            agent_id: m.agent_id,
+            payload: serde_json::from_str(&m.payload).unwrap_or(Value::Null),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// The project's next event number. The counter row stays locked until the caller's
+/// transaction ends, so numbers are committed in order.
+async fn next_seq<C: ConnectionTrait>(conn: &C, project_id: Uuid) -> AppResult<i64> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO project_sequences (project_id, last_seq) VALUES ($1, 1) \
+             ON CONFLICT (project_id) DO UPDATE SET last_seq = project_sequences.last_seq + 1 \
+             RETURNING last_seq"
+        }
+        _ => {
+            "INSERT INTO project_sequences (project_id, last_seq) VALUES (?, 1) \
+             ON CONFLICT (project_id) DO UPDATE SET last_seq = project_sequences.last_seq + 1 \
+             RETURNING last_seq"
+        }
+    };
+    let row = conn
+        .query_one(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [project_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| crate::errors::AppError::internal(anyhow::anyhow!("no sequence row")))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// An event to record.
+pub struct NewEvent {
+    pub contact_id: Option<Uuid>,
+    pub topic: &'static str,
+    pub agent_id: Option<Uuid>,
+    pub payload: Value,
+}
+
+/// Records events in the caller's transaction; publish them once it has committed.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    project_id: Uuid,
+    events: Vec<NewEvent>,
+    at: DateTime<Utc>,
+) -> AppResult<Vec<ChatEvent>> {
+    let mut recorded = Vec::with_capacity(events.len());
+    for event in events {
+        let seq = next_seq(conn, project_id).await?;
+        let row = chat_event::ActiveModel {
+            project_id: sea_orm::Set(project_id),
+            seq: sea_orm::Set(seq),
+            contact_id: sea_orm::Set(event.contact_id),
+            topic: sea_orm::Set(event.topic.to_owned()),
+            agent_id: sea_orm::Set(event.agent_id),
+            payload: sea_orm::Set(event.payload.to_string()),
+            created_at: sea_orm::Set(at),
+        };
+        chat_event::Entity::insert(row)
+            .exec_without_returning(conn)
+            .await?;
+        recorded.push(ChatEvent {
+            project_id,
+            seq,
+            contact_id: event.contact_id,
+            topic: event.topic.to_owned(),
+            agent_id: event.agent_id,
+            payload: event.payload,
+            created_at: at,
+        });
+    }
+    Ok(recorded)
+}
+
+/// Tells live subscribers (after commit). A lost publish is caught up from the table.
+pub async fn publish(state: &AppState, events: Vec<ChatEvent>) {
+    for event in events {
+        let bus_event = BusEvent {
+            project_id: event.project_id,
+            topic: BUS_TOPIC.to_owned(),
+            payload: serde_json::to_value(&event).unwrap_or(Value::Null),
+        };
+        if let Err(err) = state.bus.publish(bus_event).await {
+            tracing::warn!(error = %err, "could not publish a chat event");
+        }
+    }
+}
+
+/// Events after `after`, oldest first, at most `limit`.
+pub async fn since<C: ConnectionTrait>(
+    conn: &C,
+    project_id: Uuid,
+    after: i64,
+    limit: u64,
+) -> AppResult<Vec<ChatEvent>> {
+    Ok(chat_event::Entity::find()
+        .filter(chat_event::Column::ProjectId.eq(project_id))
+        .filter(chat_event::Column::Seq.gt(after))
+        .order_by_asc(chat_event::Column::Seq)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// The project's last event number (0 before any).
+pub async fn last_seq<C: ConnectionTrait>(conn: &C, project_id: Uuid) -> AppResult<i64> {
+    Ok(chat_event::Entity::find()
+        .filter(chat_event::Column::ProjectId.eq(project_id))
+        .order_by_desc(chat_event::Column::Seq)
+        .one(conn)
+        .await?
+        .map_or(0, |e| e.seq))
+}
