@@ -5,7 +5,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 
 pub const USAGE: &str = "\
-parley-bench: contacts benchmarks against the real services (run it through scripts/bench)
+parley-bench: contacts and live-chat benchmarks against the real services (run it through
+scripts/bench)
 
   --rows N             rows in the generated CSV (default 1000000)
   --seconds N          duration of each load test (default 10)
@@ -19,6 +20,18 @@ parley-bench: contacts benchmarks against the real services (run it through scri
   --command TEXT       the command shown under \"reproduce\" in the report
   --keep-database      leave the PostgreSQL database for inspection (not with scripts/bench,
                        whose exit trap drops it)
+
+Live chat (part of the default run):
+  --chat-only          only the live-chat benchmark (its section of the report is replaced,
+                       the rest of the report is kept)
+  --no-chat            only the contacts benchmarks
+  --chat-subscribers N concurrent chatEvents subscribers (default 1000)
+  --chat-rate N        inbound WhatsApp messages per second (default 100)
+  --chat-seconds N     measured time of each live-chat run (default: --seconds)
+  --chat-warmup N      seconds of messages before measuring (default 3, longer when the
+                       senders' first messages need it)
+  --chat-idle N        idle subscriptions for the memory figure (default 10000; also
+                       measured at 1000 on the way)
 ";
 
 #[derive(Clone, Debug)]
@@ -33,6 +46,15 @@ pub struct Args {
     pub report: Option<PathBuf>,
     pub command: String,
     pub keep_database: bool,
+    /// Run the contacts benchmarks.
+    pub contacts: bool,
+    /// Run the live-chat benchmark.
+    pub chat: bool,
+    pub chat_subscribers: usize,
+    pub chat_rate: u32,
+    pub chat_seconds: u64,
+    pub chat_warmup: u64,
+    pub chat_idle: usize,
 }
 
 impl Args {
@@ -48,6 +70,13 @@ impl Args {
             report: Some(PathBuf::from("docs/benchmarks.md")),
             command: String::new(),
             keep_database: false,
+            contacts: true,
+            chat: true,
+            chat_subscribers: 1000,
+            chat_rate: 100,
+            chat_seconds: 0,
+            chat_warmup: 3,
+            chat_idle: 10_000,
         };
         while let Some(flag) = argv.next() {
             let mut value =
@@ -66,6 +95,13 @@ impl Args {
                 "--no-report" => args.report = None,
                 "--keep-database" => args.keep_database = true,
                 "--command" => args.command = value(&flag)?,
+                "--chat-only" => args.contacts = false,
+                "--no-chat" => args.chat = false,
+                "--chat-subscribers" => args.chat_subscribers = number(&flag, &value(&flag)?)?,
+                "--chat-rate" => args.chat_rate = number(&flag, &value(&flag)?)?,
+                "--chat-seconds" => args.chat_seconds = number(&flag, &value(&flag)?)?,
+                "--chat-warmup" => args.chat_warmup = number(&flag, &value(&flag)?)?,
+                "--chat-idle" => args.chat_idle = number(&flag, &value(&flag)?)?,
                 "-h" | "--help" => {
                     print!("{USAGE}");
                     std::process::exit(0);
@@ -82,11 +118,36 @@ impl Args {
         if !(1..=512).contains(&args.concurrency) {
             bail!("--concurrency: between 1 and 512");
         }
+        if !args.contacts && !args.chat {
+            bail!("--chat-only and --no-chat leave nothing to run");
+        }
+        if args.chat_seconds == 0 {
+            args.chat_seconds = args.seconds;
+        }
+        if !(1..=300).contains(&args.chat_seconds) {
+            bail!("--chat-seconds: between 1 and 300");
+        }
+        if !(1..=60).contains(&args.chat_warmup) {
+            bail!("--chat-warmup: between 1 and 60");
+        }
+        if !(2..=20_000).contains(&args.chat_subscribers) {
+            bail!("--chat-subscribers: between 2 and 20000 (split over two nodes)");
+        }
+        if !(1..=2_000).contains(&args.chat_rate) {
+            bail!("--chat-rate: between 1 and 2000 messages per second");
+        }
+        if args.chat_idle > 100_000 {
+            bail!("--chat-idle: at most 100000");
+        }
         if args.command.is_empty() {
-            args.command = format!(
-                "scripts/bench --rows {} --seconds {}",
-                args.rows, args.seconds
-            );
+            args.command = if args.contacts {
+                format!(
+                    "scripts/bench --rows {} --seconds {}",
+                    args.rows, args.seconds
+                )
+            } else {
+                "scripts/bench --chat-only".to_owned()
+            };
         }
         Ok(args)
     }
@@ -96,4 +157,45 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> anyhow::Result<T> {
     v.replace('_', "")
         .parse()
         .map_err(|_| anyhow::anyhow!("{flag}: not a number: {v}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Args> {
+        Args::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn the_default_run_includes_live_chat() {
+        let a = parse(&["--seconds", "5"]).unwrap();
+        assert!(a.contacts && a.chat);
+        assert_eq!(a.chat_subscribers, 1000);
+        assert_eq!(a.chat_rate, 100);
+        assert_eq!(a.chat_seconds, 5, "defaults to --seconds");
+        assert_eq!(a.chat_idle, 10_000);
+    }
+
+    #[test]
+    fn chat_only_and_its_options() {
+        let a = parse(&[
+            "--chat-only",
+            "--chat-subscribers",
+            "2_000",
+            "--chat-rate",
+            "50",
+            "--chat-seconds",
+            "20",
+            "--chat-idle",
+            "0",
+        ])
+        .unwrap();
+        assert!(!a.contacts && a.chat);
+        assert_eq!((a.chat_subscribers, a.chat_rate), (2000, 50));
+        assert_eq!((a.chat_seconds, a.chat_idle), (20, 0));
+        assert_eq!(a.command, "scripts/bench --chat-only");
+        assert!(parse(&["--chat-only", "--no-chat"]).is_err());
+        assert!(parse(&["--chat-rate", "0"]).is_err());
+    }
 }

@@ -25,6 +25,65 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Latency figures of a set of samples in microseconds, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Summary {
+    /// Sorts `samples_us` in place.
+    pub fn of(samples_us: &mut [u64]) -> Self {
+        samples_us.sort_unstable();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let count = samples_us.len();
+        Self {
+            count,
+            p50_ms: ms(percentile(samples_us, 0.50)),
+            p95_ms: ms(percentile(samples_us, 0.95)),
+            p99_ms: ms(percentile(samples_us, 0.99)),
+            max_ms: ms(samples_us.last().copied().unwrap_or(0)),
+            mean_ms: if count == 0 {
+                0.0
+            } else {
+                ms(samples_us.iter().sum::<u64>()) / count as f64
+            },
+        }
+    }
+
+    /// "3.1 / 5.0 / 9.8 / 121 ms" (p50 / p95 / p99 / max; see `ms`).
+    pub fn quartet(&self) -> String {
+        format!(
+            "{} / {} / {} / {} ms",
+            ms(self.p50_ms),
+            ms(self.p95_ms),
+            ms(self.p99_ms),
+            ms(self.max_ms)
+        )
+    }
+}
+
+/// Milliseconds with one decimal under 100, else whole with thousands separators.
+pub fn ms(value: f64) -> String {
+    if value < 100.0 {
+        return format!("{value:.1}");
+    }
+    let digits = format!("{value:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -144,5 +203,23 @@ mod tests {
         assert_eq!(percentile(&v, 1.0), 100);
         assert_eq!(percentile(&[7], 0.99), 7);
         assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn summaries_sort_and_convert_to_milliseconds() {
+        let mut v: Vec<u64> = (1..=1000).rev().map(|n| n * 1000).collect();
+        let s = Summary::of(&mut v);
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.p50_ms, 500.0);
+        assert_eq!(s.p95_ms, 950.0);
+        assert_eq!(s.p99_ms, 990.0);
+        assert_eq!(s.max_ms, 1000.0);
+        assert_eq!(s.mean_ms, 500.5);
+        assert_eq!(v[0], 1000, "sorted in place");
+        assert_eq!(s.quartet(), "500 / 950 / 990 / 1,000 ms");
+        assert_eq!(ms(12.345), "12.3");
+        assert_eq!(ms(99.94), "99.9");
+        assert_eq!(ms(14_889.8), "14,890");
+        assert_eq!(Summary::of(&mut []), Summary::default());
     }
 }

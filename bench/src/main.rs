@@ -1,10 +1,21 @@
 //! `parley-bench`: the contacts issue's speed and memory targets measured against the real
 //! services on this machine (PostgreSQL, Redis, ClickHouse) through the release server,
-//! each beside a reference measured in the same run. Run it through `scripts/bench`.
+//! each beside a reference measured in the same run, and the live chat issue's fan-out
+//! latency and idle-subscription memory (`chat_run.rs`). Run it through `scripts/bench`.
 //!
 //! Progress goes to stderr, the table to stdout, the report to docs/benchmarks.md.
 
+// Before the modules, so that they can use it.
+macro_rules! progress {
+    ($($t:tt)*) => {
+        eprintln!("[bench {}] {}", chrono::Local::now().format("%H:%M:%S"), format!($($t)*))
+    };
+}
+
 mod args;
+mod chat;
+mod chat_report;
+mod chat_run;
 mod data;
 mod gql;
 mod load;
@@ -31,12 +42,6 @@ use crate::{
     server::Server,
 };
 
-macro_rules! progress {
-    ($($t:tt)*) => {
-        eprintln!("[bench {}] {}", chrono::Local::now().format("%H:%M:%S"), format!($($t)*))
-    };
-}
-
 const SIGN_UP: &str =
     "mutation($input: SignUpInput!) { signUp(input: $input) { token project { id } } }";
 const CREATE_TAG: &str = "mutation($name: String!) { createTag(input: { name: $name }) { id } }";
@@ -61,7 +66,12 @@ struct Bench {
     database_created: bool,
     clickhouse_database: String,
     server: Option<Server>,
-    pgbench: PathBuf,
+    /// The live-chat benchmark's nodes, while they run.
+    chat_servers: Vec<Server>,
+    /// Shared by every server process of the run (the live-chat nodes must agree on it).
+    jwt_secret: String,
+    /// Found only when the contacts benchmarks run.
+    pgbench: Option<PathBuf>,
     cores: usize,
 }
 
@@ -86,6 +96,7 @@ async fn main() -> ExitCode {
         seconds: bench.args.seconds,
         concurrency: bench.args.concurrency,
         command: bench.args.command.clone(),
+        chat_only: !bench.args.contacts,
         ..Default::default()
     };
     let mut interrupted = false;
@@ -106,7 +117,21 @@ async fn main() -> ExitCode {
         // An interrupted run measured nothing worth keeping: the last report stays.
         progress!("interrupted: the report was not written");
     } else if let Some(path) = &bench.args.report {
-        match std::fs::write(path, results.markdown()) {
+        let existing = std::fs::read_to_string(path).ok();
+        let text = if results.chat_only {
+            // Only the live-chat section is replaced; the contacts figures stay.
+            chat_report::splice(existing.as_deref(), &results.chat_section())
+        } else if let Some(kept) = existing
+            .as_deref()
+            .and_then(chat_report::extract)
+            .filter(|_| !bench.args.chat)
+        {
+            // `--no-chat`: the last live-chat figures stay.
+            chat_report::splice(Some(&results.markdown()), kept)
+        } else {
+            results.markdown()
+        };
+        match std::fs::write(path, text) {
             Ok(()) => progress!("report written to {}", path.display()),
             Err(e) => progress!("could not write {}: {e}", path.display()),
         }
@@ -150,7 +175,11 @@ impl Bench {
         };
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("creating {}", work_dir.display()))?;
-        let pgbench = pg::find_pgbench(args.pgbench.as_deref())?;
+        let pgbench = if args.contacts {
+            Some(pg::find_pgbench(args.pgbench.as_deref())?)
+        } else {
+            None
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             args,
@@ -160,6 +189,8 @@ impl Bench {
             database_created: false,
             clickhouse_database: format!("parley_bench_{suffix}"),
             server: None,
+            chat_servers: Vec::new(),
+            jwt_secret: format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
             pgbench,
             cores,
         })
@@ -179,26 +210,36 @@ impl Bench {
 
     async fn run(&mut self, r: &mut Results) -> anyhow::Result<()> {
         r.machine = machine().await;
-        progress!(
-            "{} rows, load tests {} s × {} connections; work dir {}",
-            self.args.rows,
-            self.args.seconds,
-            self.args.concurrency,
-            self.work_dir.display()
-        );
-
+        progress!("work dir {}", self.work_dir.display());
         self.remember("databases", &self.database);
         self.remember("clickhouse_databases", &self.clickhouse_database);
         pg::sql("postgres", &format!("CREATE DATABASE {}", self.database)).await?;
         self.database_created = true;
-        progress!("database {} created; starting the server", self.database);
+        progress!("database {} created", self.database);
+        if self.args.contacts {
+            self.run_contacts(r).await?;
+        }
+        if self.args.chat {
+            self.run_chat(r).await?;
+        }
+        Ok(())
+    }
 
+    async fn run_contacts(&mut self, r: &mut Results) -> anyhow::Result<()> {
+        progress!(
+            "{} rows, load tests {} s × {} connections; starting the server",
+            self.args.rows,
+            self.args.seconds,
+            self.args.concurrency
+        );
         let server = Server::start(server::Config {
             binary: &self.args.server,
             work_dir: &self.work_dir,
             database_url: pg::url(&self.database),
             clickhouse_database: self.clickhouse_database.clone(),
-            jwt_secret: format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
+            jwt_secret: self.jwt_secret.clone(),
+            name: "",
+            env: Vec::new(),
         })
         .await?;
         let pid = server.pid;
@@ -591,8 +632,12 @@ impl Bench {
             self.args.seconds
         );
         let cpu_start = cpu_snapshot();
+        let pgbench = self
+            .pgbench
+            .as_ref()
+            .context("pgbench was not looked for")?;
         let result = pg::pgbench(
-            &self.pgbench,
+            pgbench,
             &self.database,
             &file,
             self.args.concurrency,
@@ -716,6 +761,10 @@ impl Bench {
         if let Some(server) = self.server.take() {
             progress!("stopping the server");
             server.stop().await;
+        }
+        if !self.chat_servers.is_empty() {
+            progress!("stopping the live-chat nodes");
+            self.stop_chat_nodes().await;
         }
         if self.database_created && self.args.keep_database {
             progress!("database {} kept (--keep-database)", self.database);

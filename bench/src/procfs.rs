@@ -140,6 +140,11 @@ pub struct CpuUse {
 
 impl CpuUse {
     pub fn between(start: &CpuSnapshot, end: &CpuSnapshot, server_pid: u32) -> Self {
+        Self::between_named(start, end, &[(server_pid, "parley server")])
+    }
+
+    /// As `between`, with several server processes, each under its own name.
+    pub fn between_named(start: &CpuSnapshot, end: &CpuSnapshot, servers: &[(u32, &str)]) -> Self {
         let hz = clock_ticks();
         let me = std::process::id();
         let mut by_group: BTreeMap<String, f64> = BTreeMap::new();
@@ -154,8 +159,8 @@ impl CpuUse {
             if delta == 0 {
                 continue;
             }
-            let group = if *pid == server_pid {
-                "parley server".to_owned()
+            let group = if let Some((_, name)) = servers.iter().find(|(p, _)| p == pid) {
+                (*name).to_owned()
             } else if *pid == me {
                 "bench client".to_owned()
             } else if comm == "postgres" {

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::{
+    chat_report::ChatFigures,
     load::LoadResult,
     pg::PgbenchResult,
     procfs::{CpuUse, Memory, mb},
@@ -88,6 +89,9 @@ pub struct Results {
     pub copy: Option<CopyFigures>,
     pub notes: Vec<String>,
     pub error: Option<String>,
+    /// `--chat-only`: the contacts benchmarks did not run.
+    pub chat_only: bool,
+    pub chat: Option<ChatFigures>,
 }
 
 struct Row {
@@ -292,7 +296,77 @@ impl Results {
         rows
     }
 
+    /// The contacts table, then the live-chat one (each when it ran).
     pub fn table(&self) -> String {
+        let mut out = String::new();
+        if !self.chat_only {
+            out.push_str(&self.contacts_table());
+        }
+        if let Some(chat) = &self.chat {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&chat.table());
+        }
+        if let Some(e) = &self.error
+            && self.chat_only
+        {
+            let _ = writeln!(out, "\nThe run stopped early: {e}");
+        }
+        out
+    }
+
+    /// The report's live-chat section (empty figures if it did not run).
+    pub fn chat_section(&self) -> String {
+        let m = &self.machine;
+        let chat = self.chat.as_ref();
+        let run = format!(
+            "Measured {} on {} cores ({}), {:.0} GiB memory, Linux {}, PostgreSQL {}, \
+             ClickHouse {}, Redis; server `target/release/parley` at {}{}.{}",
+            m.date,
+            m.cores,
+            m.cpu,
+            m.memory_gib,
+            m.kernel,
+            m.postgres,
+            m.clickhouse,
+            m.commit,
+            chat.map_or(String::new(), |c| format!(
+                "; {} subscribers, {} inbound messages per second, {} s measured after a {} s \
+                 warm-up",
+                thousands(c.subscribers as f64),
+                c.rate,
+                c.seconds,
+                c.warmup_s
+            )),
+            if self.chat_only {
+                " A `--chat-only` run: the rest of this report is from the last full run."
+            } else {
+                ""
+            }
+        );
+        let command = if self.chat_only {
+            self.command.clone()
+        } else {
+            format!(
+                "{}   # or, the live chat alone: scripts/bench --chat-only",
+                self.command
+            )
+        };
+        let empty = ChatFigures::default();
+        let mut section = chat
+            .unwrap_or(&empty)
+            .section(&run, &command, self.machine.cores);
+        if chat.is_none() {
+            section = section.replace(
+                "## Live chat\n",
+                "## Live chat\n\nNot measured in this run (`--no-chat`).\n",
+            );
+        }
+        section
+    }
+
+    fn contacts_table(&self) -> String {
         let mut out = String::from(
             "| benchmark | Parley | reference (same run) | ratio | target | met? |\n\
              | --- | --- | --- | --- | --- | --- |\n",
@@ -344,7 +418,7 @@ impl Results {
         if let Some(e) = &self.error {
             let _ = writeln!(out, "**The run stopped early:** {}\n", e.replace('\n', " "));
         }
-        out.push_str(&self.table());
+        out.push_str(&self.contacts_table());
         out.push_str("\n## Reproduce\n\n```sh\n");
         let _ = writeln!(out, "{}", self.command);
         out.push_str(
@@ -357,6 +431,8 @@ impl Results {
         );
         out.push_str("\n## What was measured\n\n");
         self.details(&mut out);
+        out.push('\n');
+        out.push_str(&self.chat_section());
         let notes: Vec<String> = self
             .notes
             .iter()

@@ -1,7 +1,9 @@
-//! The release server as a child process on a free loopback port.
+//! The release server as a child process on a free loopback port. Several can run at once
+//! on the same database and Redis (the live-chat benchmark's two nodes), each under its
+//! own name.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -13,6 +15,8 @@ pub struct Server {
     child: Child,
     pub pid: u32,
     pub base: String,
+    pub log: PathBuf,
+    pid_file: PathBuf,
 }
 
 pub struct Config<'a> {
@@ -21,6 +25,19 @@ pub struct Config<'a> {
     pub database_url: String,
     pub clickhouse_database: String,
     pub jwt_secret: String,
+    /// "" for `server.log`, `server.pid` and `data/`; else `server-<name>.log`, … .
+    pub name: &'a str,
+    /// More environment variables (e.g. `WHATSAPP_APP_SECRET`).
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Config<'_> {
+    fn file(&self, stem: &str, extension: &str) -> String {
+        match self.name {
+            "" => format!("{stem}{extension}"),
+            name => format!("{stem}-{name}{extension}"),
+        }
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -39,8 +56,9 @@ impl Server {
         // Absolute: the server runs in the work directory.
         let binary = std::fs::canonicalize(config.binary)?;
         let port = free_port()?;
-        let log = std::fs::File::create(config.work_dir.join("server.log"))?;
-        let data_dir = config.work_dir.join("data");
+        let log_path = config.work_dir.join(config.file("server", ".log"));
+        let log = std::fs::File::create(&log_path)?;
+        let data_dir = config.work_dir.join(config.file("data", ""));
         std::fs::create_dir_all(&data_dir)?;
         let mut cmd = Command::new(&binary);
         // A clean environment (and a working directory without a .env file): only what
@@ -61,6 +79,7 @@ impl Server {
             .env("JWT_SECRET", &config.jwt_secret)
             .env("IMPORT_MAX_BYTES", "500000000")
             .env("RUST_LOG", "warn")
+            .envs(config.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -77,17 +96,21 @@ impl Server {
         }
         let child = cmd.spawn().context("starting the server")?;
         let pid = child.id().context("the server exited at once")?;
-        std::fs::write(config.work_dir.join("server.pid"), pid.to_string())?;
+        // For the script's exit trap (scripts/bench), in case this process is killed.
+        let pid_file = config.work_dir.join(config.file("server", ".pid"));
+        std::fs::write(&pid_file, pid.to_string())?;
         let mut server = Self {
             child,
             pid,
             base: format!("http://127.0.0.1:{port}"),
+            log: log_path,
+            pid_file,
         };
-        server.wait_healthy(config.work_dir).await?;
+        server.wait_healthy().await?;
         Ok(server)
     }
 
-    async fn wait_healthy(&mut self, work_dir: &Path) -> anyhow::Result<()> {
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
@@ -97,7 +120,7 @@ impl Server {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
                     "the server exited ({status}) during start-up:\n{}",
-                    log_tail(work_dir)
+                    tail(&self.log)
                 );
             }
             if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await
@@ -109,7 +132,7 @@ impl Server {
         }
         bail!(
             "the server was not healthy after 120 s:\n{}",
-            log_tail(work_dir)
+            tail(&self.log)
         )
     }
 
@@ -127,11 +150,16 @@ impl Server {
                 let _ = self.child.kill().await;
             }
         }
+        let _ = std::fs::remove_file(&self.pid_file);
     }
 }
 
 pub fn log_tail(work_dir: &Path) -> String {
-    let text = std::fs::read_to_string(work_dir.join("server.log")).unwrap_or_default();
+    tail(&work_dir.join("server.log"))
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
