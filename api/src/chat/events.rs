@@ -3,7 +3,9 @@
 //! gets what it missed from here, then live events, with no gap and no duplicate.
 
 use chrono::{DateTime, Utc};
-use parley_entity::chat_event;
+use std::sync::Arc;
+
+use parley_entity::{chat_event, message};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement,
@@ -28,6 +30,25 @@ pub struct ChatEvent {
     pub agent_id: Option<Uuid>,
     pub payload: Value,
     pub created_at: DateTime<Utc>,
+    /// The message of a message event, decoded once for every subscriber.
+    #[serde(skip)]
+    pub message: Option<Arc<message::Model>>,
+}
+
+impl ChatEvent {
+    fn with_message(mut self) -> Self {
+        if self.topic.starts_with("message.") {
+            self.message = message::Model::deserialize(&self.payload)
+                .ok()
+                .map(Arc::new);
+        }
+        self
+    }
+
+    /// Decodes an event from the bus.
+    pub fn from_bus(payload: &Value) -> Option<Self> {
+        Self::deserialize(payload).ok().map(Self::with_message)
+    }
 }
 
 impl From<chat_event::Model> for ChatEvent {
@@ -40,7 +61,9 @@ impl From<chat_event::Model> for ChatEvent {
             agent_id: m.agent_id,
             payload: serde_json::from_str(&m.payload).unwrap_or(Value::Null),
             created_at: m.created_at,
+            message: None,
         }
+        .with_message()
     }
 }
 
@@ -109,6 +132,7 @@ pub async fn record<C: ConnectionTrait>(
             agent_id: event.agent_id,
             payload: event.payload,
             created_at: at,
+            message: None,
         });
     }
     Ok(recorded)

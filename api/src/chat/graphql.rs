@@ -348,7 +348,7 @@ impl ChatMutation {
 
 /// A numbered chat event. Pass the last `seq` seen as `after` when reconnecting to get
 /// what was missed first.
-pub struct ChatEventObject(ChatEvent);
+pub struct ChatEventObject(std::sync::Arc<ChatEvent>);
 
 #[Object(name = "ChatEvent")]
 impl ChatEventObject {
@@ -379,12 +379,7 @@ impl ChatEventObject {
     }
     /// The message, on message events.
     async fn message(&self) -> Option<Message> {
-        if !self.0.topic.starts_with("message.") {
-            return None;
-        }
-        serde_json::from_value::<message::Model>(self.0.payload.clone())
-            .ok()
-            .map(Message)
+        self.0.message.as_deref().cloned().map(Message)
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -2,6 +2,11 @@
 //! database), then live events from the bus, in sequence order, with no gap and no
 //! duplicate, and only what the subscriber's role may see.
 
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, LazyLock, Mutex},
+};
+
 use futures::{Stream, StreamExt};
 use uuid::Uuid;
 
@@ -14,6 +19,41 @@ use crate::{
 
 /// Events read from the database per query while catching up.
 const CATCH_UP_PAGE: u64 = 500;
+
+/// Recently decoded events, shared by the subscribers of this process: the first to see
+/// an event decodes it, the others reuse it.
+struct Decoded {
+    events: HashMap<(Uuid, i64), Arc<ChatEvent>>,
+    order: VecDeque<(Uuid, i64)>,
+}
+
+const DECODED_KEPT: usize = 1024;
+
+static DECODED: LazyLock<Mutex<Decoded>> = LazyLock::new(|| {
+    Mutex::new(Decoded {
+        events: HashMap::new(),
+        order: VecDeque::new(),
+    })
+});
+
+fn decode(project_id: Uuid, payload: &serde_json::Value) -> Option<Arc<ChatEvent>> {
+    let seq = payload["seq"].as_i64()?;
+    let key = (project_id, seq);
+    if let Some(found) = DECODED.lock().ok()?.events.get(&key) {
+        return Some(found.clone());
+    }
+    let event = Arc::new(ChatEvent::from_bus(payload)?);
+    let mut cache = DECODED.lock().ok()?;
+    if cache.events.insert(key, event.clone()).is_none() {
+        cache.order.push_back(key);
+        if cache.order.len() > DECODED_KEPT
+            && let Some(old) = cache.order.pop_front()
+        {
+            cache.events.remove(&old);
+        }
+    }
+    Some(event)
+}
 
 /// Who is watching: agents do not see other agents' intervened chats.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +84,7 @@ pub async fn subscribe(
     project_id: Uuid,
     viewer: Viewer,
     after: Option<i64>,
-) -> AppResult<impl Stream<Item = ChatEvent> + use<>> {
+) -> AppResult<impl Stream<Item = Arc<ChatEvent>> + use<>> {
     // Subscribe before reading the database: whatever commits after the read is on the
     // bus already.
     let mut live = state
@@ -70,7 +110,7 @@ pub async fn subscribe(
             for event in page {
                 last = event.seq;
                 if viewer.may_see(&event) {
-                    yield event;
+                    yield Arc::new(event);
                 }
             }
             if !full {
@@ -81,7 +121,7 @@ pub async fn subscribe(
             if bus_event.topic != BUS_TOPIC {
                 continue;
             }
-            let Ok(event) = serde_json::from_value::<ChatEvent>(bus_event.payload) else {
+            let Some(event) = decode(project_id, &bus_event.payload) else {
                 continue;
             };
             if event.seq <= last {
@@ -95,7 +135,7 @@ pub async fn subscribe(
                     Ok(found) => {
                         for gap in found.into_iter().filter(|e| e.seq < event.seq) {
                             if viewer.may_see(&gap) {
-                                yield gap;
+                                yield Arc::new(gap);
                             }
                         }
                     }
@@ -125,6 +165,7 @@ mod tests {
             agent_id: agent,
             payload: Value::Null,
             created_at: Utc::now(),
+            message: None,
         }
     }
 

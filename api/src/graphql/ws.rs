@@ -7,6 +7,7 @@
 //! subscription id, 4429 a second `connection_init`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::Value;
 use axum::{
@@ -45,6 +46,9 @@ pub async fn upgrade(
     let max = state.app.settings.graphql.max_body_bytes;
     ws.protocols([PROTOCOL])
         .max_message_size(max)
+        // Clients send little; the default 128 KiB read buffer per connection would be
+        // most of an idle subscription's memory (and zero-filled on every read).
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| Connection::new(state).serve(socket, offered))
 }
 
@@ -75,20 +79,18 @@ enum ClientMessage {
 
 /// What subscription tasks hand to the connection's single writer.
 enum Outgoing {
-    Send(Json),
+    /// A serialized server message.
+    Send(String),
     /// A subscription ended by itself; `generation` tells it from a newer one with the
     /// same id.
-    Finished {
-        id: String,
-        generation: u64,
-    },
+    Finished { id: String, generation: u64 },
 }
 
 struct Connection {
     state: HttpState,
     auth: Option<RequestAuth>,
     /// Ends the connection when the member's access in its project changes.
-    revocations: Option<BoxStream<'static, BusEvent>>,
+    revocations: Option<BoxStream<'static, Arc<BusEvent>>>,
     init_received: bool,
     subscriptions: HashMap<String, (u64, AbortHandle)>,
     generation: u64,
@@ -150,9 +152,29 @@ impl Connection {
                         }
                     }
                     Some(out) = rx.recv() => match out {
-                        Outgoing::Send(json) => {
-                            if sink.send(Message::Text(json.to_string().into())).await.is_err() {
+                        Outgoing::Send(text) => {
+                            // Frames waiting behind this one go out with it, in one flush.
+                            if sink.feed(Message::Text(text.into())).await.is_err() {
                                 break None;
+                            }
+                            let mut finished = Vec::new();
+                            while let Ok(more) = rx.try_recv() {
+                                match more {
+                                    Outgoing::Send(text) => {
+                                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                                            break;
+                                        }
+                                    }
+                                    Outgoing::Finished { id, generation } => finished.push((id, generation)),
+                                }
+                            }
+                            if sink.flush().await.is_err() {
+                                break None;
+                            }
+                            for (id, generation) in finished {
+                                if self.subscriptions.get(&id).is_some_and(|(g, _)| *g == generation) {
+                                    self.subscriptions.remove(&id);
+                                }
                             }
                         }
                         Outgoing::Finished { id, generation } => {
@@ -249,7 +271,7 @@ impl Connection {
 async fn watch_access(
     state: &AppState,
     auth: &RequestAuth,
-) -> Option<BoxStream<'static, BusEvent>> {
+) -> Option<BoxStream<'static, Arc<BusEvent>>> {
     let scope = auth.scope().ok()?;
     let user_id = scope.user_id?.to_string();
     let events = state.bus.subscribe(scope.project_id).await.ok()?;
@@ -266,11 +288,22 @@ async fn watch_access(
     )
 }
 
-async fn next_revocation(watch: &mut Option<BoxStream<'static, BusEvent>>) -> Option<BusEvent> {
+async fn next_revocation(
+    watch: &mut Option<BoxStream<'static, Arc<BusEvent>>>,
+) -> Option<Arc<BusEvent>> {
     match watch {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// A `next` message, serialized straight from the response.
+#[derive(serde::Serialize)]
+struct NextMessage<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payload: &'a async_graphql::Response,
 }
 
 async fn run_subscription(
@@ -290,9 +323,16 @@ async fn run_subscription(
         first = false;
         let message = if failed_before_execution {
             request_failed = true;
-            json!({ "id": id, "type": "error", "payload": response.errors })
+            serde_json::to_string(&json!({ "id": id, "type": "error", "payload": response.errors }))
         } else {
-            json!({ "id": id, "type": "next", "payload": response })
+            serde_json::to_string(&NextMessage {
+                id: &id,
+                kind: "next",
+                payload: &response,
+            })
+        };
+        let Ok(message) = message else {
+            break;
         };
         if tx.send(Outgoing::Send(message)).await.is_err() {
             return;
@@ -303,7 +343,9 @@ async fn run_subscription(
     }
     if !request_failed {
         let _ = tx
-            .send(Outgoing::Send(json!({ "id": id, "type": "complete" })))
+            .send(Outgoing::Send(
+                json!({ "id": id, "type": "complete" }).to_string(),
+            ))
             .await;
     }
     let _ = tx.send(Outgoing::Finished { id, generation }).await;

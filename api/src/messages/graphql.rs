@@ -326,10 +326,7 @@ impl MessagesSubscription {
         )
         .await?;
         Ok(events.filter_map(move |event| async move {
-            if !event.topic.starts_with("message.") {
-                return None;
-            }
-            let message: message::Model = serde_json::from_value(event.payload).ok()?;
+            let message = event.message.as_deref()?.clone();
             contact
                 .is_none_or(|c| c == message.contact_id)
                 .then_some(Message(message))

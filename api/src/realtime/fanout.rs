@@ -75,14 +75,14 @@ impl FanOut {
     pub fn stream(
         receiver: broadcast::Receiver<Arc<BusEvent>>,
         on_drop: impl FnOnce() + Send + 'static,
-    ) -> BoxStream<'static, BusEvent> {
+    ) -> BoxStream<'static, Arc<BusEvent>> {
         let guard = DropGuard(Some(Box::new(on_drop)));
         BroadcastStream::new(receiver)
             .filter_map(move |item| {
                 let _keep = &guard;
                 async move {
                     match item {
-                        Ok(event) => Some((*event).clone()),
+                        Ok(event) => Some(event),
                         Err(BroadcastStreamRecvError::Lagged(n)) => {
                             tracing::warn!(skipped = n, "subscriber fell behind the bus");
                             None

@@ -1,5 +1,7 @@
 //! The embedded mode's bus: events never leave the process.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use uuid::Uuid;
@@ -24,7 +26,10 @@ impl EventBus for InProcessBus {
         Ok(())
     }
 
-    async fn subscribe(&self, project_id: Uuid) -> anyhow::Result<BoxStream<'static, BusEvent>> {
+    async fn subscribe(
+        &self,
+        project_id: Uuid,
+    ) -> anyhow::Result<BoxStream<'static, Arc<BusEvent>>> {
         let (receiver, _) = self.fanout.join(project_id);
         let fanout = self.fanout.clone();
         Ok(FanOut::stream(receiver, move || {

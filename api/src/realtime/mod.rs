@@ -31,8 +31,12 @@ pub struct BusEvent {
 pub trait EventBus: Send + Sync {
     async fn publish(&self, event: BusEvent) -> anyhow::Result<()>;
 
-    /// Events of one project from now on. The stream ends only when the bus is dropped.
-    async fn subscribe(&self, project_id: Uuid) -> anyhow::Result<BoxStream<'static, BusEvent>>;
+    /// Events of one project from now on, shared (not copied) between the subscribers of
+    /// this process. The stream ends only when the bus is dropped.
+    async fn subscribe(
+        &self,
+        project_id: Uuid,
+    ) -> anyhow::Result<BoxStream<'static, Arc<BusEvent>>>;
 
     /// Whether the transport is reachable (for readiness).
     async fn ping(&self) -> anyhow::Result<()>;

@@ -104,7 +104,10 @@ impl EventBus for RedisBus {
         Ok(())
     }
 
-    async fn subscribe(&self, project_id: Uuid) -> anyhow::Result<BoxStream<'static, BusEvent>> {
+    async fn subscribe(
+        &self,
+        project_id: Uuid,
+    ) -> anyhow::Result<BoxStream<'static, Arc<BusEvent>>> {
         let _serial = self.subscriptions.lock().await;
         let (receiver, membership) = self.fanout.join(project_id);
         if let Membership::First = membership {
