@@ -95,6 +95,7 @@ impl Application {
         let router = router(HttpState {
             app: state.clone(),
             schema,
+            shared: Default::default(),
         })
         .route(
             "/metrics",

@@ -592,3 +592,43 @@ async fn a_subscriber_reconnecting_with_its_cursor_misses_nothing_and_sees_nothi
     let expected: Vec<i64> = (first..first + seqs.len() as i64).collect();
     assert_eq!(seqs, expected, "in order, with no gap and no duplicate");
 }
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_stream_and_outlive_each_other() {
+    let cluster = Cluster::start("Shared").await;
+    let manager = cluster.member("MANAGER").await;
+    const QUERY: &str = "subscription { chatEvents { topic message { text } } }";
+    let mut clients = Vec::new();
+    for who in [&cluster.owner, &cluster.owner, &manager] {
+        let mut client = WsClient::connect(&cluster.b.ws_url()).await;
+        client.init(credentials(who)).await;
+        client.subscribe("same", QUERY).await;
+        clients.push(client);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let texts = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| e["payload"]["data"]["chatEvents"]["message"]["text"].as_str())
+            .map(str::to_owned)
+            .collect()
+    };
+    cluster.writes("wamid.s.1", "919812345400", "first").await;
+    for client in &mut clients {
+        assert_eq!(texts(drain(client).await), ["first"]);
+    }
+    // The first client leaves; the others (and one joining now) go on.
+    drop(clients.remove(0));
+    let mut late = WsClient::connect(&cluster.b.ws_url()).await;
+    late.init(credentials(&cluster.owner)).await;
+    late.subscribe("late", QUERY).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    clients.push(late);
+    cluster.writes("wamid.s.2", "919812345400", "second").await;
+    for client in &mut clients {
+        let frames = drain(client).await;
+        assert_eq!(texts(frames.clone()), ["second"]);
+        let id = frames[0]["id"].as_str().unwrap();
+        assert!(id == "same" || id == "late", "each client's own id: {id}");
+    }
+}

@@ -34,6 +34,8 @@ use crate::{
 pub struct HttpState {
     pub app: AppState,
     pub schema: AppSchema,
+    /// Subscriptions executed once for many clients of this node.
+    pub shared: std::sync::Arc<super::shared::SharedStreams>,
 }
 
 impl FromRef<HttpState> for AppState {

@@ -3,6 +3,7 @@
 pub mod http;
 pub mod loaders;
 pub mod relay;
+pub mod shared;
 pub mod types;
 pub mod ws;
 

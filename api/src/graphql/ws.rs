@@ -21,9 +21,17 @@ use axum::{
 use futures::{SinkExt, StreamExt, stream::BoxStream};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use tokio::{sync::mpsc, task::AbortHandle};
+use tokio::{
+    sync::{broadcast, mpsc},
+    task::AbortHandle,
+};
 
-use super::{http::HttpState, http::normalize_errors, request_data};
+use super::{
+    http::HttpState,
+    http::normalize_errors,
+    request_data,
+    shared::{Frame, SharedStreams},
+};
 use crate::{
     auth::{RequestAuth, context::Credentials},
     realtime::BusEvent,
@@ -246,13 +254,31 @@ impl Connection {
                 }
                 self.generation += 1;
                 let generation = self.generation;
-                let request = request_data(*payload, &self.state.app, auth);
-                let stream = self.state.schema.execute_stream(request);
+                let request = *payload;
                 let tx = tx.clone();
                 let task_id = id.clone();
-                let task = tokio::spawn(async move {
-                    run_subscription(task_id, generation, stream, tx).await;
-                });
+                let task = match SharedStreams::key(&request, &auth) {
+                    Some(key) => {
+                        let app = self.state.app.clone();
+                        let schema = self.state.schema.clone();
+                        let frames = self.state.shared.join(key, move || {
+                            schema.execute_stream(request_data(request, &app, auth))
+                        });
+                        tokio::spawn(async move {
+                            forward_shared(task_id, generation, frames, tx).await;
+                        })
+                    }
+                    None => {
+                        let stream = self.state.schema.execute_stream(request_data(
+                            request,
+                            &self.state.app,
+                            auth,
+                        ));
+                        tokio::spawn(async move {
+                            run_subscription(task_id, generation, stream, tx).await;
+                        })
+                    }
+                };
                 self.subscriptions
                     .insert(id, (generation, task.abort_handle()));
                 Ok(vec![])
@@ -295,6 +321,49 @@ async fn next_revocation(
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// Sends a shared stream's frames under this subscription's id.
+async fn forward_shared(
+    id: String,
+    generation: u64,
+    mut frames: broadcast::Receiver<Frame>,
+    tx: mpsc::Sender<Outgoing>,
+) {
+    let id_json = serde_json::to_string(&id).unwrap_or_default();
+    let message = loop {
+        let text = match frames.recv().await {
+            Ok(Frame::Next(payload)) => {
+                format!(r#"{{"id":{id_json},"type":"next","payload":{payload}}}"#)
+            }
+            Ok(Frame::Error(errors)) => {
+                break Some(format!(
+                    r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#
+                ));
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Frames were lost to this slow client: end the subscription so that it
+                // resubscribes from its last `seq`.
+                let errors = json!([{
+                    "message": "the subscription fell behind; subscribe again with the last seq seen as `after`",
+                    "extensions": { "code": "UNAVAILABLE" }
+                }]);
+                break Some(format!(
+                    r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#
+                ));
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                break Some(format!(r#"{{"id":{id_json},"type":"complete"}}"#));
+            }
+        };
+        if tx.send(Outgoing::Send(text)).await.is_err() {
+            break None;
+        }
+    };
+    if let Some(message) = message {
+        let _ = tx.send(Outgoing::Send(message)).await;
+    }
+    let _ = tx.send(Outgoing::Finished { id, generation }).await;
 }
 
 /// A `next` message, serialized straight from the response.
