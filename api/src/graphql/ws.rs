@@ -18,12 +18,16 @@ use axum::{
     http::HeaderMap,
     response::Response,
 };
-use futures::{SinkExt, StreamExt, stream::BoxStream};
+use futures::{FutureExt, SinkExt, StreamExt, stream::BoxStream};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::{
     sync::{broadcast, mpsc},
     task::AbortHandle,
+};
+use tokio_stream::{
+    StreamMap,
+    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
 };
 
 use super::{
@@ -100,7 +104,11 @@ struct Connection {
     /// Ends the connection when the member's access in its project changes.
     revocations: Option<BoxStream<'static, Arc<BusEvent>>>,
     init_received: bool,
-    subscriptions: HashMap<String, (u64, AbortHandle)>,
+    /// Running subscriptions by id: their generation and, unless shared, their task.
+    subscriptions: HashMap<String, (u64, Option<AbortHandle>)>,
+    /// Shared streams this connection follows, read by the connection itself so that a
+    /// frame costs one wake-up.
+    shared: StreamMap<String, BoxStream<'static, SharedItem>>,
     generation: u64,
 }
 
@@ -114,6 +122,7 @@ impl Connection {
             revocations: None,
             init_received: false,
             subscriptions: HashMap::new(),
+            shared: StreamMap::new(),
             generation: 0,
         }
     }
@@ -159,6 +168,31 @@ impl Connection {
                             Err(close) => break Some(close),
                         }
                     }
+                    Some(first) = self.shared.next(), if !self.shared.is_empty() => {
+                        // Frames ready on other shared streams go out in the same flush.
+                        let mut ready = vec![first];
+                        while ready.len() < 256 {
+                            match self.shared.next().now_or_never() {
+                                Some(Some(more)) => ready.push(more),
+                                _ => break,
+                            }
+                        }
+                        let mut failed = false;
+                        for (id, item) in ready {
+                            let (text, ended) = shared_message(&id, item);
+                            if ended {
+                                self.subscriptions.remove(&id);
+                                self.shared.remove(&id);
+                            }
+                            if sink.feed(Message::Text(text.into())).await.is_err() {
+                                failed = true;
+                                break;
+                            }
+                        }
+                        if failed || sink.flush().await.is_err() {
+                            break None;
+                        }
+                    }
                     Some(out) = rx.recv() => match out {
                         Outgoing::Send(text) => {
                             // Frames waiting behind this one go out with it, in one flush.
@@ -195,7 +229,9 @@ impl Connection {
             }
         };
         for (_, (_, handle)) in self.subscriptions.drain() {
-            handle.abort();
+            if let Some(handle) = handle {
+                handle.abort();
+            }
         }
         if let Some((code, reason)) = close {
             let _ = sink
@@ -264,9 +300,8 @@ impl Connection {
                         let frames = self.state.shared.join(key, move || {
                             schema.execute_stream(request_data(request, &app, auth))
                         });
-                        tokio::spawn(async move {
-                            forward_shared(task_id, generation, frames, tx).await;
-                        })
+                        self.shared.insert(id.clone(), shared_items(frames));
+                        None
                     }
                     None => {
                         let stream = self.state.schema.execute_stream(request_data(
@@ -274,18 +309,21 @@ impl Connection {
                             &self.state.app,
                             auth,
                         ));
-                        tokio::spawn(async move {
+                        let task = tokio::spawn(async move {
                             run_subscription(task_id, generation, stream, tx).await;
-                        })
+                        });
+                        Some(task.abort_handle())
                     }
                 };
-                self.subscriptions
-                    .insert(id, (generation, task.abort_handle()));
+                self.subscriptions.insert(id, (generation, task));
                 Ok(vec![])
             }
             ClientMessage::Complete { id } => {
                 if let Some((_, handle)) = self.subscriptions.remove(&id) {
-                    handle.abort();
+                    if let Some(handle) = handle {
+                        handle.abort();
+                    }
+                    self.shared.remove(&id);
                 }
                 Ok(vec![])
             }
@@ -323,47 +361,52 @@ async fn next_revocation(
     }
 }
 
-/// Sends a shared stream's frames under this subscription's id.
-async fn forward_shared(
-    id: String,
-    generation: u64,
-    mut frames: broadcast::Receiver<Frame>,
-    tx: mpsc::Sender<Outgoing>,
-) {
-    let id_json = serde_json::to_string(&id).unwrap_or_default();
-    let message = loop {
-        let text = match frames.recv().await {
-            Ok(Frame::Next(payload)) => {
-                format!(r#"{{"id":{id_json},"type":"next","payload":{payload}}}"#)
-            }
-            Ok(Frame::Error(errors)) => {
-                break Some(format!(
-                    r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#
-                ));
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                // Frames were lost to this slow client: end the subscription so that it
-                // resubscribes from its last `seq`.
-                let errors = json!([{
-                    "message": "the subscription fell behind; subscribe again with the last seq seen as `after`",
-                    "extensions": { "code": "UNAVAILABLE" }
-                }]);
-                break Some(format!(
-                    r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#
-                ));
-            }
-            Err(broadcast::error::RecvError::Closed) => {
-                break Some(format!(r#"{{"id":{id_json},"type":"complete"}}"#));
-            }
-        };
-        if tx.send(Outgoing::Send(text)).await.is_err() {
-            break None;
+/// What a shared stream gives a connection.
+enum SharedItem {
+    Frame(Frame),
+    /// The connection fell behind and frames were lost.
+    Lagged,
+    /// The stream ended.
+    End,
+}
+
+fn shared_items(frames: broadcast::Receiver<Frame>) -> BoxStream<'static, SharedItem> {
+    BroadcastStream::new(frames)
+        .map(|item| match item {
+            Ok(frame) => SharedItem::Frame(frame),
+            Err(BroadcastStreamRecvError::Lagged(_)) => SharedItem::Lagged,
+        })
+        .chain(futures::stream::once(async { SharedItem::End }))
+        .boxed()
+}
+
+/// The server message for a shared item under this subscription's id, and whether the
+/// subscription ends with it.
+fn shared_message(id: &str, item: SharedItem) -> (String, bool) {
+    let id_json = serde_json::to_string(id).unwrap_or_default();
+    match item {
+        SharedItem::Frame(Frame::Next(payload)) => (
+            format!(r#"{{"id":{id_json},"type":"next","payload":{payload}}}"#),
+            false,
+        ),
+        SharedItem::Frame(Frame::Error(errors)) => (
+            format!(r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#),
+            true,
+        ),
+        SharedItem::Lagged => {
+            // Frames were lost to this slow client: end the subscription so that it
+            // resubscribes from its last `seq`.
+            let errors = json!([{
+                "message": "the subscription fell behind; subscribe again with the last seq seen as `after`",
+                "extensions": { "code": "UNAVAILABLE" }
+            }]);
+            (
+                format!(r#"{{"id":{id_json},"type":"error","payload":{errors}}}"#),
+                true,
+            )
         }
-    };
-    if let Some(message) = message {
-        let _ = tx.send(Outgoing::Send(message)).await;
+        SharedItem::End => (format!(r#"{{"id":{id_json},"type":"complete"}}"#), true),
     }
-    let _ = tx.send(Outgoing::Finished { id, generation }).await;
 }
 
 /// A `next` message, serialized straight from the response.
