@@ -22,7 +22,7 @@ use crate::{
     templates::{self, service::ParameterInput},
     whatsapp::{
         accounts,
-        provider::{Content, FailureKind, MediaKind, OutboundMessage, ProviderError, Recipient},
+        provider::{Content, MediaKind, OutboundMessage, ProviderError, Recipient},
     },
 };
 
@@ -177,7 +177,7 @@ pub async fn send(
     chat::events::publish(state, chat_events).await;
     match failure {
         None => Ok(saved),
-        Some(err) => Err(provider_error(err)),
+        Some(err) => Err(err.into()),
     }
 }
 
@@ -253,18 +253,6 @@ async fn record_result(
     let chat_events = chat::service::on_message(&txn, contact, &saved, true, now).await?;
     txn.commit().await?;
     Ok((saved, failure, chat_events))
-}
-
-fn provider_error(err: ProviderError) -> AppError {
-    match err.kind {
-        FailureKind::Permanent => AppError::Provider {
-            meta_code: err.code,
-            message: err.message,
-        },
-        FailureKind::Transient | FailureKind::RateLimited => {
-            AppError::Unavailable(anyhow::anyhow!("WhatsApp: {}", err.message))
-        }
-    }
 }
 
 fn recipient(contact: &contact::Model) -> AppResult<Recipient> {

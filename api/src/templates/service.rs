@@ -25,7 +25,7 @@ use crate::{
     whatsapp::{
         accounts,
         payload::{TemplateCategoryUpdate, TemplateStatusUpdate},
-        provider::{FailureKind, ProviderError, RemoteTemplate, TemplateSubmission},
+        provider::{RemoteTemplate, TemplateSubmission},
     },
 };
 
@@ -275,7 +275,7 @@ pub async fn submit(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<temp
             provider
                 .edit_template(&credentials, &meta_id, &submission)
                 .await
-                .map_err(provider_error)?;
+                .map_err(AppError::from)?;
             crate::whatsapp::provider::SubmittedTemplate {
                 meta_id,
                 status: PENDING.into(),
@@ -285,7 +285,7 @@ pub async fn submit(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<temp
         None => provider
             .submit_template(&credentials, &submission)
             .await
-            .map_err(provider_error)?,
+            .map_err(AppError::from)?,
     };
     let now = Utc::now();
     let mut active: template::ActiveModel = existing.into();
@@ -298,16 +298,6 @@ pub async fn submit(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<temp
     active.submitted_at = Set(Some(now));
     active.updated_at = Set(now);
     active.update(&state.db).await.map_err(name_taken)
-}
-
-fn provider_error(err: ProviderError) -> AppError {
-    match err.kind {
-        FailureKind::Permanent => AppError::Provider {
-            meta_code: err.code,
-            message: err.message,
-        },
-        _ => AppError::Unavailable(anyhow::anyhow!("WhatsApp: {}", err.message)),
-    }
 }
 
 fn known_status(raw: &str) -> Option<&'static str> {
@@ -332,7 +322,7 @@ pub async fn sync(state: &AppState, scope: &Scope) -> AppResult<SyncReport> {
         let page = provider
             .list_templates(&credentials, after.as_deref())
             .await
-            .map_err(provider_error)?;
+            .map_err(AppError::from)?;
         report.pages += 1;
         for remote in &page.templates {
             sync_one(state, scope, remote, &mut report).await?;
@@ -456,7 +446,7 @@ pub async fn apply_status_update<C: ConnectionTrait>(
     update: &TemplateStatusUpdate,
     at: Option<DateTime<Utc>>,
 ) -> AppResult<Result<Option<template::Model>, String>> {
-    let Some(local) = match_template(
+    let local = match updated_template(
         conn,
         project_id,
         &update.message_template_id,
@@ -464,11 +454,9 @@ pub async fn apply_status_update<C: ConnectionTrait>(
         update.message_template_language.as_deref(),
     )
     .await?
-    else {
-        return Ok(Err(unknown(
-            &update.message_template_id,
-            &update.message_template_name,
-        )));
+    {
+        Ok(local) => local,
+        Err(note) => return Ok(Err(note)),
     };
     let Some(status) = known_status(&update.event) else {
         return Ok(Err(format!(
@@ -506,7 +494,7 @@ pub async fn apply_category_update<C: ConnectionTrait>(
     update: &TemplateCategoryUpdate,
     at: Option<DateTime<Utc>>,
 ) -> AppResult<Result<Option<template::Model>, String>> {
-    let Some(local) = match_template(
+    let local = match updated_template(
         conn,
         project_id,
         &update.message_template_id,
@@ -514,11 +502,9 @@ pub async fn apply_category_update<C: ConnectionTrait>(
         update.message_template_language.as_deref(),
     )
     .await?
-    else {
-        return Ok(Err(unknown(
-            &update.message_template_id,
-            &update.message_template_name,
-        )));
+    {
+        Ok(local) => local,
+        Err(note) => return Ok(Err(note)),
     };
     let category = update.new_category.to_uppercase();
     if local.category == category || is_stale(local.category_changed_at, at) {
@@ -544,11 +530,22 @@ fn is_stale(applied: Option<DateTime<Utc>>, at: Option<DateTime<Utc>>) -> bool {
     matches!((applied, at), (Some(applied), Some(at)) if at < applied)
 }
 
-fn unknown(meta_id: &str, name: &Option<String>) -> String {
-    format!(
-        "template {meta_id} ({}) is not known to the project",
-        name.as_deref().unwrap_or("no name")
-    )
+/// The template a webhook update is about, or a note saying it is unknown here.
+async fn updated_template<C: ConnectionTrait>(
+    conn: &C,
+    project_id: Uuid,
+    meta_id: &str,
+    name: Option<&str>,
+    language: Option<&str>,
+) -> AppResult<Result<template::Model, String>> {
+    Ok(match_template(conn, project_id, meta_id, name, language)
+        .await?
+        .ok_or_else(|| {
+            format!(
+                "template {meta_id} ({}) is not known to the project",
+                name.unwrap_or("no name")
+            )
+        }))
 }
 
 pub async fn find(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<template::Model> {

@@ -147,6 +147,21 @@ impl ProviderError {
     }
 }
 
+/// What the caller hears: Meta's refusal with its code, or a retryable outage.
+impl From<ProviderError> for crate::errors::AppError {
+    fn from(err: ProviderError) -> Self {
+        match err.kind {
+            FailureKind::Permanent => Self::Provider {
+                meta_code: err.code,
+                message: err.message,
+            },
+            FailureKind::Transient | FailureKind::RateLimited => {
+                Self::Unavailable(anyhow::anyhow!("WhatsApp: {}", err.message))
+            }
+        }
+    }
+}
+
 #[async_trait]
 pub trait WhatsAppProvider: Send + Sync {
     async fn send(
