@@ -159,9 +159,26 @@ impl From<sea_orm::DbErr> for AppError {
         match &err {
             // The pool could not give a connection: the database is down or overloaded.
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err.into()),
+            // The embedded database lets one writer in at a time; a transaction that read
+            // before another committed may not write. The same request succeeds on retry.
+            _ if is_sqlite_busy(&err) => Self::Unavailable(err.into()),
             _ => Self::Internal(err.into()),
         }
     }
+}
+
+fn is_sqlite_busy(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx_error = match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+    sqlx_error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 impl From<AppError> for async_graphql::Error {

@@ -54,6 +54,7 @@ async fn approved_template(app: &TestApp, owner: &Owner) -> String {
         },
     )
     .await;
+    app.webhooks_settled().await;
     id
 }
 
