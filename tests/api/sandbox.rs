@@ -58,15 +58,26 @@ async fn approved_template(app: &TestApp, owner: &Owner) -> String {
     id
 }
 
+/// Creates a contact. The embedded database may answer UNAVAILABLE when the write races
+/// a background writer (the documented contract: retry), so this retries as a client would.
 async fn contact(app: &TestApp, owner: &Owner, name: &str, phone: &str) -> String {
-    app.gql("mutation($input: CreateContactInput!) { createContact(input: $input) { id } }")
-        .as_member(owner)
-        .vars(json!({ "input": { "name": name, "phone": phone } }))
-        .data()
-        .await["createContact"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    for _ in 0..5 {
+        let reply = app
+            .gql("mutation($input: CreateContactInput!) { createContact(input: $input) { id } }")
+            .as_member(owner)
+            .vars(json!({ "input": { "name": name, "phone": phone } }))
+            .send()
+            .await;
+        if reply.error_code() == Some("UNAVAILABLE") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        return reply.data()["createContact"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    panic!("the contact could not be created after five tries");
 }
 
 async fn send_template(app: &TestApp, owner: &Owner, contact: &str, template: &str) -> Value {
