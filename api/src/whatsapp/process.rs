@@ -213,14 +213,16 @@ async fn apply_messages(
         )
         .await?;
         let now = state.settings.clock.now();
-        outcome
-            .chat_events
-            .extend(chat::service::on_message(txn, &contact, &stored, true, now).await?);
-        // The chat may have just reopened: the assistant acts on its current state.
-        let contact = contact::Entity::find_by_id(contact.id)
-            .one(txn)
-            .await?
-            .unwrap_or(contact);
+        let recorded = chat::service::on_message(txn, &contact, &stored, true, now).await?;
+        // A state change here is the chat reopening: the assistant acts on the new state.
+        let mut contact = contact;
+        if recorded
+            .iter()
+            .any(|e| e.topic == chat::service::STATE_CHANGED)
+        {
+            contact.state = chat::service::ASSISTANT.to_owned();
+        }
+        outcome.chat_events.extend(recorded);
         let (handed_over, reply) = chat::assistant::on_inbound(
             txn,
             &contact,
