@@ -90,6 +90,7 @@ impl Application {
             statements,
             credentials: Arc::new(CredentialCache::new(SESSION_TTL)),
             whatsapp,
+            price_books: Default::default(),
         };
         let schema = graphql::build_schema(state.clone(), &settings.graphql);
         let router = router(HttpState {
@@ -168,6 +169,10 @@ impl Application {
         let webhooks_task =
             tokio::spawn(whatsapp::worker::run(self.state.clone(), stopped.clone()));
         let sweeper_task = tokio::spawn(chat::sweeper::run(self.state.clone(), stopped.clone()));
+        let billing_task = tokio::spawn(crate::billing::sweeper::run(
+            self.state.clone(),
+            stopped.clone(),
+        ));
         axum::serve(
             self.listener,
             self.router
@@ -180,6 +185,7 @@ impl Application {
         imports_task.abort();
         let _ = webhooks_task.await;
         let _ = sweeper_task.await;
+        let _ = billing_task.await;
         Ok(())
     }
 }

@@ -33,8 +33,21 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     /// Longest the History sweep sleeps between looks (it wakes sooner when a chat is due).
     pub chat_sweep_interval: Duration,
+    pub billing: BillingSettings,
     /// Now, as the server sees it (tests move it forward).
     pub clock: crate::clock::Clock,
+}
+
+#[derive(Clone, Debug)]
+pub struct BillingSettings {
+    /// Length of a new project's free trial.
+    pub trial_days: u32,
+    /// Credits a new project's wallet starts with (micro-units of its currency).
+    pub trial_credits_micros: i64,
+    /// A new wallet's low-balance alert threshold (micro-units).
+    pub low_balance_micros: i64,
+    /// How often subscription terms are checked for their end.
+    pub sweep_interval: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +209,12 @@ impl Default for Settings {
                 max_webhook_bytes: 1024 * 1024,
             },
             chat_sweep_interval: Duration::from_secs(30),
+            billing: BillingSettings {
+                trial_days: 14,
+                trial_credits_micros: 100_000_000,
+                low_balance_micros: 50_000_000,
+                sweep_interval: Duration::from_secs(60),
+            },
             clock: crate::clock::Clock::default(),
         }
     }
@@ -305,6 +324,7 @@ impl Settings {
         if let Some(v) = parse("CHAT_SWEEP_INTERVAL_MS") {
             s.chat_sweep_interval = Duration::from_millis(number("CHAT_SWEEP_INTERVAL_MS", &v)?);
         }
+        billing_from_lookup(&mut s.billing, &parse)?;
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;
         }
@@ -433,6 +453,34 @@ fn previous_keys(value: &str) -> anyhow::Result<Vec<(String, SecretString)>> {
             ))
         })
         .collect()
+}
+
+fn billing_from_lookup(
+    b: &mut BillingSettings,
+    parse: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    let amount = |key: &str, v: &str| -> anyhow::Result<i64> {
+        crate::billing::pricing::parse_micros(v).ok_or_else(|| {
+            anyhow::anyhow!("{key}: expected an amount like 100 or 12.50, got {v:?}")
+        })
+    };
+    if let Some(v) = parse("BILLING_TRIAL_DAYS") {
+        b.trial_days = number("BILLING_TRIAL_DAYS", &v)?;
+    }
+    if let Some(v) = parse("BILLING_TRIAL_CREDITS") {
+        b.trial_credits_micros = amount("BILLING_TRIAL_CREDITS", &v)?;
+    }
+    if let Some(v) = parse("BILLING_LOW_BALANCE") {
+        b.low_balance_micros = amount("BILLING_LOW_BALANCE", &v)?;
+    }
+    if let Some(v) = parse("BILLING_SWEEP_INTERVAL_MS") {
+        let ms: u64 = number("BILLING_SWEEP_INTERVAL_MS", &v)?;
+        if ms == 0 {
+            bail!("BILLING_SWEEP_INTERVAL_MS must be positive");
+        }
+        b.sweep_interval = Duration::from_millis(ms);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

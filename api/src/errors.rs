@@ -45,6 +45,15 @@ pub enum ErrorCode {
     ProviderRejected,
     /// The chat is in History (the contact's last message is over 24 hours old).
     ChatInHistory,
+    /// The wallet cannot pay for a billable message (`extensions.balance`, `required`,
+    /// `currency`).
+    InsufficientCredits,
+    /// No rate-card price for a billable message's country, category and currency.
+    RateUnavailable,
+    /// An invoice is still unpaid (cancelling needs it settled first).
+    PaymentPending,
+    /// The feature needs another plan (`extensions.requiredPlan`).
+    PlanUpgradeRequired,
 }
 
 impl ErrorCode {
@@ -69,6 +78,10 @@ impl ErrorCode {
             Self::WhatsAppNotConnected => "WHATSAPP_NOT_CONNECTED",
             Self::ProviderRejected => "PROVIDER_REJECTED",
             Self::ChatInHistory => "CHAT_IN_HISTORY",
+            Self::InsufficientCredits => "INSUFFICIENT_CREDITS",
+            Self::RateUnavailable => "RATE_UNAVAILABLE",
+            Self::PaymentPending => "PAYMENT_PENDING",
+            Self::PlanUpgradeRequired => "PLAN_UPGRADE_REQUIRED",
         }
     }
 }
@@ -96,6 +109,13 @@ pub enum AppError {
     #[error("{message}")]
     Refused { code: ErrorCode, message: String },
     /// Meta refused the request with its own error code.
+    /// Refused, with figures the caller can act on (set as `extensions` beside the code).
+    #[error("{message}")]
+    RefusedWith {
+        code: ErrorCode,
+        message: String,
+        details: serde_json::Map<String, serde_json::Value>,
+    },
     #[error("WhatsApp refused the request: {message}")]
     Provider {
         meta_code: Option<i64>,
@@ -146,7 +166,7 @@ impl AppError {
             Self::ProjectArchived => ErrorCode::ProjectArchived,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
-            Self::Refused { code, .. } => *code,
+            Self::Refused { code, .. } | Self::RefusedWith { code, .. } => *code,
             Self::Provider { .. } => ErrorCode::ProviderRejected,
             Self::Invalid { .. } => ErrorCode::BadUserInput,
         }
@@ -220,6 +240,15 @@ impl ErrorExtensions for AppError {
                         serde_json::to_value(problems).and_then(async_graphql::Value::from_json)
                     {
                         e.set("problems", list);
+                    }
+                }),
+            Self::RefusedWith { details, .. } => async_graphql::Error::new(self.to_string())
+                .extend_with(|_, e| {
+                    e.set("code", code.as_str());
+                    for (key, value) in details {
+                        if let Ok(value) = async_graphql::Value::from_json(value.clone()) {
+                            e.set(key, value);
+                        }
                     }
                 }),
             _ => async_graphql::Error::new(self.to_string())

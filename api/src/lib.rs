@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod agents;
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod chat;
 pub mod clock;
 pub mod config;

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Sessions checked recently; cleared by changes to users, members and projects.
     pub credentials: Arc<CredentialCache>,
     pub whatsapp: Arc<WhatsApp>,
+    /// Eras and rate cards per currency, kept briefly.
+    pub price_books: Arc<crate::billing::book::PriceBooks>,
 }
 
 impl AppState {

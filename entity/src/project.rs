@@ -11,6 +11,8 @@ pub struct Model {
     pub plan: String,
     /// ISO 3166 alpha-2 country for phone numbers written without a country code.
     pub default_country: String,
+    /// ISO 4217 currency of the wallet, invoices and prices (`INR` for Indian projects).
+    pub currency: String,
     /// Projects are never deleted; an archived one is read-only.
     pub archived_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,

@@ -12,6 +12,7 @@ mod m20261125_000006_import_file_chunks;
 mod m20261126_000007_whatsapp;
 mod m20261126_000008_template_category_time;
 mod m20261126_000009_live_chat;
+mod m20261126_000010_billing;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_whatsapp::Migration),
             Box::new(m20261126_000008_template_category_time::Migration),
             Box::new(m20261126_000009_live_chat::Migration),
+            Box::new(m20261126_000010_billing::Migration),
         ]
     }
 }

@@ -47,7 +47,12 @@ async fn the_embedded_mode_serves_sign_up_subscriptions_and_reports() {
             .map(|c| (c["kind"].as_str().unwrap().to_owned(), c["count"].as_u64().unwrap()))
             .collect();
         kinds.sort();
-        kinds == vec![("member.added".to_owned(), 1), ("project.created".to_owned(), 1)]
+        kinds
+            == vec![
+                ("billing.wallet".to_owned(), 1),
+                ("member.added".to_owned(), 1),
+                ("project.created".to_owned(), 1),
+            ]
     })
     .await;
 

@@ -3,6 +3,7 @@
 mod accounts;
 mod analytics;
 mod api_keys;
+mod billing;
 mod chat;
 mod contacts;
 mod embedded;

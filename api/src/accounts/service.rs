@@ -34,7 +34,7 @@ pub async fn sign_up(state: &AppState, input: SignUp) -> AppResult<(Session, pro
 
     let txn = state.db.begin().await?;
     let user = insert_user(&txn, username, display_name, password_hash).await?;
-    let project = insert_project(&txn, user.id, project_input).await?;
+    let project = insert_project(&txn, state, user.id, project_input).await?;
     txn.commit().await?;
 
     Ok((issue(state, user), project))

@@ -13,6 +13,7 @@ use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     agents::graphql::{AgentsMutation, AgentsQuery},
     auth::{RequestAuth, Scope},
+    billing::graphql::{BillingMutation, BillingQuery, BillingSubscription},
     chat::graphql::{ChatMutation, ChatQuery, ChatSubscription, MessageLoader},
     config::GraphqlSettings,
     contacts::{
@@ -41,6 +42,7 @@ pub struct Query(
     TemplatesQuery,
     MessagesQuery,
     ChatQuery,
+    BillingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -54,6 +56,7 @@ pub struct Mutation(
     TemplatesMutation,
     MessagesMutation,
     ChatMutation,
+    BillingMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -62,6 +65,7 @@ pub struct Subscription(
     ImportSubscription,
     MessagesSubscription,
     ChatSubscription,
+    BillingSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
@@ -108,6 +112,13 @@ pub fn request_data(
     request
         .data(DataLoader::new(
             MessageLoader {
+                db: db(),
+                project_id,
+            },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            crate::billing::graphql::MessageChargeLoader {
                 db: db(),
                 project_id,
             },

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::send::{self, SendContent, SendRequest};
 use crate::{
     auth::{Role, RoleGuard, guard::MEMBERS},
+    errors::AppError,
     graphql::{app_state, scope},
     projects::graphql::parse_id,
     templates::service::ParameterInput,
@@ -53,6 +54,21 @@ fn status_of(raw: &str) -> MessageStatus {
 impl Message {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
+    }
+    /// What an outbound message cost (owners, managers and finance).
+    #[graphql(guard = "crate::auth::RoleGuard::read(crate::auth::guard::REPORT_READERS)")]
+    async fn charge(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<crate::billing::graphql::MessageCharge>> {
+        let found = ctx
+            .data_unchecked::<async_graphql::dataloader::DataLoader<
+                crate::billing::graphql::MessageChargeLoader,
+            >>()
+            .load_one(self.0.id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+        Ok(found.map(crate::billing::graphql::MessageCharge))
     }
     async fn contact_id(&self) -> ID {
         ID(self.0.contact_id.to_string())

@@ -3,7 +3,7 @@
 //! called, and its outcome recorded after.
 
 use chrono::Utc;
-use parley_entity::{contact, message};
+use parley_entity::{contact, message, wallet_entry};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
@@ -11,6 +11,11 @@ use uuid::Uuid;
 use super::store::{self, ACCEPTED, FAILED, OUTBOUND, PENDING};
 use crate::{
     auth::Scope,
+    billing::{
+        alerts,
+        charges::{self, ChargeRequest},
+        pricing::{Category, MessageKind},
+    },
     chat::{self, events::ChatEvent},
     contacts::{
         journey::{self, Actor, Entry},
@@ -58,7 +63,7 @@ pub async fn send(
     let account = accounts::for_project(&state.db, state, scope.project_id).await?;
     let to = recipient(&contact)?;
     let now = state.settings.clock.now();
-    let (content, template_id, kind, stored_content) = match request.content {
+    let (content, template_id, kind, stored_content, priced_as) = match request.content {
         SendContent::Text(body) => {
             let body = text(&body)?;
             ensure_window(state, &contact, now).await?;
@@ -71,6 +76,7 @@ pub async fn send(
                 None,
                 "text",
                 stored,
+                MessageKind::FreeForm,
             )
         }
         SendContent::Media {
@@ -92,6 +98,7 @@ pub async fn send(
                 None,
                 kind.as_str(),
                 stored,
+                MessageKind::FreeForm,
             )
         }
         SendContent::Template {
@@ -114,6 +121,7 @@ pub async fn send(
                 header_media_link,
             )
             .await?;
+            let category = Category::parse(&rendered.category).unwrap_or(Category::Marketing);
             let stored = json!({
                 "template": { "name": rendered.name, "language": rendered.language },
                 "text": rendered.preview,
@@ -128,6 +136,7 @@ pub async fn send(
                 Some(template_id),
                 "template",
                 stored,
+                MessageKind::Template(category),
             )
         }
     };
@@ -135,8 +144,26 @@ pub async fn send(
         Some(id) => Some(reply_target(state, scope, &contact, id).await?),
         None => None,
     };
+    let project = crate::projects::service::current(state, scope).await?;
+    let txn = state.db.begin().await?;
+    let message_id = Uuid::now_v7();
+    // Priced and paid before Meta is called: a send the wallet cannot pay is refused here.
+    let charged = charges::charge(
+        &txn,
+        state,
+        ChargeRequest {
+            project_id: scope.project_id,
+            currency: &project.currency,
+            contact: &contact,
+            message_id,
+            kind: priced_as,
+            at: now,
+            campaign_id: None,
+        },
+    )
+    .await?;
     let pending = message::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(message_id),
         project_id: Set(scope.project_id),
         contact_id: Set(contact.id),
         direction: Set(OUTBOUND.into()),
@@ -161,8 +188,10 @@ pub async fn send(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
+    let mut wallet_entries: Vec<_> = charged.entry.into_iter().collect();
     let outbound = OutboundMessage {
         to,
         content,
@@ -172,9 +201,11 @@ pub async fn send(
     let result = provider
         .send(&accounts::provider_account(&account), &outbound)
         .await;
-    let (saved, failure, chat_events) =
+    let (saved, failure, chat_events, refund) =
         record_result(state, scope, &contact, pending, result).await?;
     chat::events::publish(state, chat_events).await;
+    wallet_entries.extend(refund);
+    alerts::publish(state, &wallet_entries).await;
     match failure {
         None => Ok(saved),
         Some(err) => Err(err.into()),
@@ -188,7 +219,12 @@ async fn record_result(
     contact: &contact::Model,
     pending: message::Model,
     result: Result<crate::whatsapp::provider::SendReceipt, ProviderError>,
-) -> AppResult<(message::Model, Option<ProviderError>, Vec<ChatEvent>)> {
+) -> AppResult<(
+    message::Model,
+    Option<ProviderError>,
+    Vec<ChatEvent>,
+    Option<wallet_entry::Model>,
+)> {
     let txn = state.db.begin().await?;
     let mut active: message::ActiveModel = pending.clone().into();
     active.updated_at = Set(Utc::now());
@@ -208,6 +244,12 @@ async fn record_result(
     };
     let saved = active.update(&txn).await?;
     let saved = store::refresh(&txn, saved.clone()).await?.unwrap_or(saved);
+    // Meta refused it (or a status said it failed first): the charge comes back.
+    let refund = if saved.status == FAILED {
+        charges::refund_failed(&txn, saved.id, state.settings.clock.now()).await?
+    } else {
+        None
+    };
     events::record_at(
         &txn,
         saved.project_id,
@@ -252,7 +294,7 @@ async fn record_result(
     let now = state.settings.clock.now();
     let chat_events = chat::service::on_message(&txn, contact, &saved, true, now).await?;
     txn.commit().await?;
-    Ok((saved, failure, chat_events))
+    Ok((saved, failure, chat_events, refund))
 }
 
 fn recipient(contact: &contact::Model) -> AppResult<Recipient> {

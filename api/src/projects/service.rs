@@ -54,13 +54,14 @@ pub async fn create(
 ) -> AppResult<project::Model> {
     let input = input.validated()?;
     let txn = state.db.begin().await?;
-    let project = insert_project(&txn, owner_id, input).await?;
+    let project = insert_project(&txn, state, owner_id, input).await?;
     txn.commit().await?;
     Ok(project)
 }
 
 pub(crate) async fn insert_project<C: ConnectionTrait>(
     conn: &C,
+    state: &AppState,
     owner_id: Uuid,
     input: ValidProject,
 ) -> AppResult<project::Model> {
@@ -70,6 +71,7 @@ pub(crate) async fn insert_project<C: ConnectionTrait>(
         name: Set(input.name),
         owner_id: Set(owner_id),
         plan: Set(FREE_TRIAL.to_owned()),
+        currency: Set(crate::billing::default_currency(&input.default_country).to_owned()),
         default_country: Set(input.default_country),
         archived_at: Set(None),
         created_at: Set(now),
@@ -96,6 +98,7 @@ pub(crate) async fn insert_project<C: ConnectionTrait>(
         json!({ "name": project.name, "plan": project.plan }),
     )
     .await?;
+    crate::billing::plans::start_trial(conn, state, &project, state.settings.clock.now()).await?;
     Ok(project)
 }
 

@@ -66,6 +66,8 @@ pub struct Rendered {
     pub components: Vec<Value>,
     /// The body as the recipient reads it.
     pub preview: String,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`: what the message is priced as.
+    pub category: String,
 }
 
 pub struct SyncReport {
@@ -656,6 +658,7 @@ pub async fn render_for_contact(
         url_suffixes,
     };
     Ok(Rendered {
+        category: model.category.clone(),
         components: meta_shape::send_components(&slots, format, &send_values),
         preview: meta_shape::render_preview(&components, format, &send_values),
         name: model.name,

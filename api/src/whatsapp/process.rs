@@ -18,6 +18,7 @@ use super::{
     },
 };
 use crate::{
+    billing,
     chat::{self, events::ChatEvent},
     contacts::{
         journey::{self, Actor, Entry},
@@ -41,6 +42,8 @@ pub struct Outcome {
     /// The assistant's replies to send once committed: (project, contact, text).
     pub replies: Vec<(Uuid, Uuid, String)>,
     pub templates: Vec<parley_entity::template::Model>,
+    /// Wallet changes (refunds of failed messages), to announce once committed.
+    pub wallet_entries: Vec<parley_entity::wallet_entry::Model>,
 }
 
 pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResult<Outcome> {
@@ -51,6 +54,7 @@ pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResul
         chat_events: Vec::new(),
         replies: Vec::new(),
         templates: Vec::new(),
+        wallet_entries: Vec::new(),
     };
     let notification: Notification = match serde_json::from_str(&event.body) {
         Ok(n) => n,
@@ -244,6 +248,12 @@ async fn apply_messages(
                 .await?
         {
             let now = state.settings.clock.now();
+            billing::charges::record_meta_pricing(txn, &changed).await?;
+            if changed.status == store::FAILED {
+                outcome
+                    .wallet_entries
+                    .extend(billing::charges::refund_failed(txn, changed.id, now).await?);
+            }
             outcome
                 .chat_events
                 .extend(chat::service::on_message(txn, &contact, &changed, false, now).await?);

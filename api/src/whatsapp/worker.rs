@@ -149,6 +149,7 @@ async fn finish(
 
 async fn publish(state: &AppState, outcome: Outcome) {
     chat::events::publish(state, outcome.chat_events).await;
+    crate::billing::alerts::publish(state, &outcome.wallet_entries).await;
     for template in outcome.templates {
         events::publish(
             state,

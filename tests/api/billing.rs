@@ -1,0 +1,592 @@
+//! Billing over the running server: the trial, plan terms and their invoices, cancelling
+//! and reactivating, expiry with the credits, the wallet under concurrent charges, the
+//! price of each message charged before Meta is called, refunds of failed messages, and
+//! live wallet events.
+
+use std::time::Duration;
+
+use parley_api::clock::Clock;
+use parley_tests::{
+    Mode, Owner, Shared, TestApp, eventually,
+    fake_graph::{FakeGraph, meta_error},
+    whatsapp::{APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN, inbound_text, status},
+    ws::{Event, WsClient},
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WALLET: &str = "{ wallet { balance currency lowBalanceThreshold isLow \
+     entries(first: 50) { edges { node { seq kind amount balanceAfter messageId invoiceId note } } } } }";
+const PLAN: &str = "{ subscriptionPlan { plan interval status periodStart periodEnd \
+     cancelAtPeriodEnd scheduling clickTracking membersLimit } }";
+
+struct Billing {
+    app: TestApp,
+    graph: FakeGraph,
+    clock: Clock,
+    owner: Owner,
+}
+
+impl Billing {
+    /// A production server on a clock the test moves, its project connected to the fake
+    /// Graph API, with `trial_credits` on the wallet.
+    async fn start(name: &str, trial_credits: &str) -> Self {
+        let graph = FakeGraph::start().await;
+        let shared = Shared::fresh(&Mode::Production).await;
+        let clock = Clock::default();
+        let url = graph.url.clone();
+        let credits = parley_api::billing::pricing::parse_micros(trial_credits).unwrap();
+        let test_clock = clock.clone();
+        let app = TestApp::spawn_with(Mode::Production, &shared, move |s| {
+            s.clock = test_clock;
+            s.whatsapp.graph_url = url;
+            s.whatsapp.app_secret = Some(APP_SECRET.into());
+            s.whatsapp.verify_token = Some(VERIFY_TOKEN.into());
+            s.whatsapp.backoff_base = Duration::from_millis(5);
+            s.whatsapp.timeout = Duration::from_secs(2);
+            s.billing.trial_credits_micros = credits;
+            s.billing.sweep_interval = Duration::from_millis(100);
+            s.database_max_connections = 20;
+        })
+        .await;
+        let owner = app.sign_up(name).await;
+        app.connect_fixture_number(&owner).await;
+        Self {
+            app,
+            graph,
+            clock,
+            owner,
+        }
+    }
+
+    async fn data(&self, query: &str, vars: Value) -> Value {
+        self.app
+            .gql(query)
+            .as_member(&self.owner)
+            .vars(vars)
+            .data()
+            .await
+    }
+
+    async fn reply(&self, query: &str, vars: Value) -> parley_tests::client::Reply {
+        self.app
+            .gql(query)
+            .as_member(&self.owner)
+            .vars(vars)
+            .send()
+            .await
+    }
+
+    async fn project_plan(&self) -> Value {
+        self.data("{ project { plan } }", json!({})).await["project"]["plan"].clone()
+    }
+
+    async fn wallet(&self) -> Value {
+        self.data(WALLET, json!({})).await["wallet"].clone()
+    }
+
+    async fn plan(&self) -> Value {
+        self.data(PLAN, json!({})).await["subscriptionPlan"].clone()
+    }
+
+    async fn pay(&self, invoice: &Value) -> Value {
+        self.data(
+            "mutation($id: ID!) { recordPayment(invoiceId: $id, reference: \"NEFT-123\") \
+             { id status paidAt periodStart periodEnd } }",
+            json!({ "id": invoice["id"] }),
+        )
+        .await["recordPayment"]
+            .clone()
+    }
+
+    async fn top_up(&self, amount: &str) {
+        let invoice = self
+            .data(
+                "mutation($a: String!) { topUpWallet(amount: $a) { id amount credits status } }",
+                json!({ "a": amount }),
+            )
+            .await["topUpWallet"]
+            .clone();
+        assert_eq!(invoice["status"], "PENDING");
+        assert_eq!(self.pay(&invoice).await["status"], "PAID");
+    }
+
+    /// An approved marketing template (imported from WhatsApp Manager) and its id.
+    async fn marketing_template(&self) -> String {
+        self.graph.add_template(json!({
+            "id": "881000000000001", "name": "spring_offer", "language": "en",
+            "status": "APPROVED", "category": "MARKETING", "rejected_reason": "NONE",
+            "parameter_format": "POSITIONAL",
+            "components": [{ "type": "BODY", "text": "Our spring offer is here." }],
+        }));
+        self.graph.add_template(json!({
+            "id": "881000000000002", "name": "order_update", "language": "en",
+            "status": "APPROVED", "category": "UTILITY", "rejected_reason": "NONE",
+            "parameter_format": "POSITIONAL",
+            "components": [{ "type": "BODY", "text": "Your order has shipped." }],
+        }));
+        self.data("mutation { syncTemplates { imported } }", json!({}))
+            .await;
+        let list = self
+            .data("{ templates(first: 10) { nodes { id name } } }", json!({}))
+            .await;
+        list["templates"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "spring_offer")
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    }
+
+    async fn contact(&self, name: &str, phone: &str) -> String {
+        self.data(
+            "mutation($input: CreateContactInput!) { createContact(input: $input) { id } }",
+            json!({ "input": { "name": name, "phone": phone } }),
+        )
+        .await["createContact"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn send_template(&self, contact: &str, template: &str) -> parley_tests::client::Reply {
+        self.reply(
+            "mutation($input: SendTemplateInput!) { sendTemplateMessage(input: $input) { id status } }",
+            json!({ "input": { "contactId": contact, "templateId": template, "parameters": [] } }),
+        )
+        .await
+    }
+
+    fn sends(&self) -> usize {
+        self.graph
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "POST" && r.path == format!("/v23.0/{PHONE_NUMBER_ID}/messages")
+            })
+            .count()
+    }
+}
+
+fn entries(wallet: &Value) -> Vec<Value> {
+    wallet["entries"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_project_is_on_a_trial_with_its_credits_in_the_ledger() {
+    let b = Billing::start("Trial", "100").await;
+    let plan = b.plan().await;
+    assert_eq!(plan["plan"], "FREE_TRIAL");
+    assert_eq!(plan["status"], "TRIALING");
+    assert_eq!(plan["interval"], "TRIAL");
+    assert_eq!(plan["scheduling"], false);
+    assert_eq!(plan["membersLimit"], 5);
+    let start: chrono::DateTime<chrono::Utc> =
+        plan["periodStart"].as_str().unwrap().parse().unwrap();
+    let end: chrono::DateTime<chrono::Utc> = plan["periodEnd"].as_str().unwrap().parse().unwrap();
+    assert_eq!(end - start, chrono::Duration::days(14));
+
+    let wallet = b.wallet().await;
+    assert_eq!(wallet["balance"], "100");
+    assert_eq!(
+        wallet["currency"], "INR",
+        "an Indian project pays in rupees"
+    );
+    let ledger = entries(&wallet);
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0]["kind"], "TRIAL_CREDIT");
+    assert_eq!(ledger[0]["amount"], "100");
+    assert_eq!(ledger[0]["balanceAfter"], "100");
+}
+
+#[tokio::test]
+async fn a_paid_term_cancelled_works_to_its_end_then_expires_with_the_credits() {
+    let b = Billing::start("Terms", "100").await;
+    let order = "mutation { subscribe(plan: \"PRO\", interval: \"MONTHLY\") { id amount currency status kind } }";
+    let invoice = b.data(order, json!({})).await["subscribe"].clone();
+    assert_eq!(invoice["amount"], "5000");
+    assert_eq!(invoice["currency"], "INR");
+    assert_eq!(invoice["status"], "PENDING");
+
+    // Unpaid: no second order, and no cancelling.
+    b.reply(order, json!({}))
+        .await
+        .expect_error("PAYMENT_PENDING");
+    b.reply("mutation { cancelSubscription { status } }", json!({}))
+        .await
+        .expect_error("PAYMENT_PENDING");
+
+    let paid = b.pay(&invoice).await;
+    assert_eq!(paid["status"], "PAID");
+    let plan = b.plan().await;
+    assert_eq!(plan["plan"], "PRO");
+    assert_eq!(plan["status"], "ACTIVE");
+    assert_eq!(plan["interval"], "MONTHLY");
+    assert_eq!(plan["scheduling"], true);
+    assert_eq!(plan["membersLimit"], Value::Null);
+    assert_eq!(plan["periodEnd"], paid["periodEnd"]);
+    assert_eq!(b.project_plan().await, "PRO");
+    // A second payment of the same invoice is refused.
+    b.reply(
+        "mutation($id: ID!) { recordPayment(invoiceId: $id, reference: \"again\") { id } }",
+        json!({ "id": invoice["id"] }),
+    )
+    .await
+    .expect_error("CONFLICT");
+
+    let cancelled = b
+        .data(
+            "mutation { cancelSubscription { status cancelAtPeriodEnd periodEnd } }",
+            json!({}),
+        )
+        .await["cancelSubscription"]
+        .clone();
+    assert_eq!(
+        cancelled["status"], "ACTIVE",
+        "prepaid: it works to the end of the term"
+    );
+    assert_eq!(cancelled["cancelAtPeriodEnd"], true);
+    let reactivated = b
+        .data(
+            "mutation { reactivateSubscription { subscription { status cancelAtPeriodEnd } invoice { id } } }",
+            json!({}),
+        )
+        .await["reactivateSubscription"]
+        .clone();
+    assert_eq!(reactivated["subscription"]["cancelAtPeriodEnd"], false);
+    assert_eq!(reactivated["invoice"], Value::Null);
+    b.data("mutation { cancelSubscription { status } }", json!({}))
+        .await;
+
+    // A day before the end it still works; after the end it has expired.
+    b.clock.advance(Duration::from_secs(29 * 24 * 3600));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.plan().await["status"], "ACTIVE");
+    b.clock.advance(Duration::from_secs(3 * 24 * 3600));
+    eventually(Duration::from_secs(10), "the term expires", || async {
+        b.plan().await["status"] == "EXPIRED"
+    })
+    .await;
+    let plan = b.plan().await;
+    assert_eq!(plan["plan"], "PRO", "the subscription keeps what it was");
+    assert_eq!(
+        b.project_plan().await,
+        "FREE_TRIAL",
+        "back to the trial's limits"
+    );
+    let wallet = b.wallet().await;
+    assert_eq!(wallet["balance"], "0", "credits expire with the plan");
+    let ledger = entries(&wallet);
+    assert_eq!(ledger[0]["kind"], "EXPIRY");
+    assert_eq!(ledger[0]["amount"], "-100");
+
+    // After expiry, reactivating orders the same plan again.
+    let again = b
+        .data(
+            "mutation { reactivateSubscription { invoice { amount status } } }",
+            json!({}),
+        )
+        .await["reactivateSubscription"]
+        .clone();
+    assert_eq!(
+        again["invoice"],
+        json!({ "amount": "5000", "status": "PENDING" })
+    );
+}
+
+#[tokio::test]
+async fn sends_are_charged_before_meta_is_called_and_refused_when_the_wallet_cannot_pay() {
+    let b = Billing::start("Charges", "1").await;
+    let template = b.marketing_template().await;
+    let asha = b.contact("Asha", "+919812345678").await;
+
+    // July 2025 onwards: a marketing template to India costs 0.8631 INR per message.
+    let sent = b.send_template(&asha, &template).await;
+    assert_eq!(sent.data()["sendTemplateMessage"]["status"], "ACCEPTED");
+    let wallet = b.wallet().await;
+    assert_eq!(wallet["balance"], "0.1369");
+    let charge = &entries(&wallet)[0];
+    assert_eq!(charge["kind"], "CHARGE");
+    assert_eq!(charge["amount"], "-0.8631");
+    assert_eq!(
+        charge["messageId"],
+        sent.data()["sendTemplateMessage"]["id"]
+    );
+    assert_eq!(b.sends(), 1);
+
+    // The next one cannot be paid: refused with the figures, and Meta never hears of it.
+    let refused = b.send_template(&asha, &template).await;
+    refused.expect_error("INSUFFICIENT_CREDITS");
+    let error = &refused.body["errors"][0]["extensions"];
+    assert_eq!(error["balance"], "0.1369");
+    assert_eq!(error["required"], "0.8631");
+    assert_eq!(error["currency"], "INR");
+    assert_eq!(b.sends(), 1);
+    assert_eq!(b.wallet().await["balance"], "0.1369", "nothing was taken");
+
+    // Free-form replies inside the customer-service window are free: they still go.
+    let at = b.clock.now().timestamp();
+    assert_eq!(
+        b.app
+            .post_webhook(&inbound_text(
+                "wamid.billing.in.1",
+                "919812345678",
+                "Asha",
+                "Hi",
+                at
+            ))
+            .await,
+        StatusCode::OK
+    );
+    b.app.webhooks_settled().await;
+    let reply = b
+        .reply(
+            "mutation($c: ID!) { sendTextMessage(contactId: $c, text: \"Hello!\") { status } }",
+            json!({ "c": asha }),
+        )
+        .await;
+    assert_eq!(reply.data()["sendTextMessage"]["status"], "ACCEPTED");
+    assert_eq!(b.wallet().await["balance"], "0.1369");
+}
+
+#[tokio::test]
+async fn a_message_meta_refuses_gets_its_charge_back() {
+    let b = Billing::start("Refunds", "10").await;
+    let template = b.marketing_template().await;
+    let ravi = b.contact("Ravi", "+919812300000").await;
+    b.graph.fail_next(
+        "/messages",
+        400,
+        meta_error(131026, "Message undeliverable"),
+    );
+    b.send_template(&ravi, &template)
+        .await
+        .expect_error("PROVIDER_REJECTED");
+    let wallet = b.wallet().await;
+    assert_eq!(wallet["balance"], "10");
+    let kinds: Vec<Value> = entries(&wallet).iter().map(|e| e["kind"].clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![json!("REFUND"), json!("CHARGE"), json!("TRIAL_CREDIT")]
+    );
+
+    // Accepted, then failed by a status webhook: refunded once, however often it comes.
+    let sent = b.send_template(&ravi, &template).await;
+    let id = sent.data()["sendTemplateMessage"]["id"].clone();
+    assert_eq!(b.wallet().await["balance"], "9.1369");
+    let wamid = b
+        .data(
+            "query($id: ID!) { message(id: $id) { waMessageId } }",
+            json!({ "id": id }),
+        )
+        .await["message"]["waMessageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut failed: Value = serde_json::from_slice(&status(
+        &wamid,
+        "failed",
+        "919812300000",
+        b.clock.now().timestamp(),
+    ))
+    .unwrap();
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"] =
+        json!([{ "code": 131026, "title": "Message undeliverable" }]);
+    let body = failed.to_string().into_bytes();
+    for _ in 0..3 {
+        assert_eq!(b.app.post_webhook(&body).await, StatusCode::OK);
+    }
+    b.app.webhooks_settled().await;
+    let wallet = b.wallet().await;
+    assert_eq!(wallet["balance"], "10");
+    let refunds = entries(&wallet)
+        .iter()
+        .filter(|e| e["kind"] == "REFUND")
+        .count();
+    assert_eq!(refunds, 2);
+}
+
+#[tokio::test]
+async fn concurrent_charges_never_overdraw_the_wallet() {
+    // 10 INR pays for 11 marketing messages at 0.8631 (9.4941), not 12.
+    let b = Billing::start("Hammer", "10").await;
+    let template = b.marketing_template().await;
+    let mut contacts = Vec::new();
+    for i in 0..30 {
+        contacts.push(
+            b.contact(&format!("Buyer {i}"), &format!("+9198765{i:05}"))
+                .await,
+        );
+    }
+    let sends = contacts.iter().map(|c| b.send_template(c, &template));
+    let replies = futures::future::join_all(sends).await;
+    let mut accepted = 0;
+    for reply in &replies {
+        match reply.error_code() {
+            None => accepted += 1,
+            Some("INSUFFICIENT_CREDITS") => {}
+            // The embedded database may ask for a retry; PostgreSQL here should not.
+            Some(other) => panic!("unexpected {other}: {:?}", reply.body),
+        }
+    }
+    assert_eq!(accepted, 11);
+    let wallet = b.wallet().await;
+    assert_eq!(wallet["balance"], "0.5059");
+    let ledger = entries(&wallet);
+    assert_eq!(ledger.len(), 12);
+    // A running balance: each entry's balance is the previous one plus its amount.
+    let micros =
+        |v: &Value| parley_api::billing::pricing::parse_signed_micros(v.as_str().unwrap()).unwrap();
+    for pair in ledger.windows(2) {
+        assert_eq!(
+            micros(&pair[1]["balanceAfter"]) + micros(&pair[0]["amount"]),
+            micros(&pair[0]["balanceAfter"])
+        );
+        assert_eq!(
+            pair[0]["seq"].as_i64().unwrap(),
+            pair[1]["seq"].as_i64().unwrap() + 1
+        );
+        assert!(micros(&pair[0]["balanceAfter"]) >= 0);
+    }
+    assert_eq!(b.sends(), 11);
+}
+
+#[tokio::test]
+async fn wallet_events_announce_changes_and_the_low_balance_alert_once() {
+    let b = Billing::start("Alerts", "2").await;
+    let template = b.marketing_template().await;
+    let asha = b.contact("Asha", "+919812345678").await;
+    b.data(
+        "mutation { setLowBalanceThreshold(amount: \"1\") { lowBalanceThreshold } }",
+        json!({}),
+    )
+    .await;
+
+    let mut ws = WsClient::connect(&b.app.ws_url()).await;
+    ws.init(json!({ "authorization": format!("Bearer {}", b.owner.token), "projectId": b.owner.project_id }))
+        .await;
+    ws.subscribe(
+        "w",
+        "subscription { walletEvents { kind seq entryKind amount balance currency } }",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // 2 → 1.1369 (still above 1): a change; → 0.2738: a change and the alert.
+    b.send_template(&asha, &template).await.data();
+    b.send_template(&asha, &template).await.data();
+    let mut seen = Vec::new();
+    while let Some(Event::Message(m)) = ws.next_within(Duration::from_secs(5)).await {
+        let event = m["payload"]["data"]["walletEvents"].clone();
+        seen.push((event["kind"].clone(), event["balance"].clone()));
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (json!("WALLET_CHANGED"), json!("1.1369")),
+            (json!("WALLET_CHANGED"), json!("0.2738")),
+            (json!("LOW_BALANCE"), json!("0.2738")),
+        ]
+    );
+    // A top-up is announced too.
+    b.top_up("500").await;
+    let Some(Event::Message(m)) = ws.next_within(Duration::from_secs(5)).await else {
+        panic!("no event for the top-up");
+    };
+    assert_eq!(m["payload"]["data"]["walletEvents"]["entryKind"], "TOP_UP");
+    assert_eq!(m["payload"]["data"]["walletEvents"]["balance"], "500.2738");
+}
+
+#[tokio::test]
+async fn money_is_handled_by_owners_and_finance_and_read_by_managers() {
+    let b = Billing::start("Roles", "5").await;
+    let (finance, _) = b.app.add_member(&b.owner, "FINANCE").await;
+    let (manager, _) = b.app.add_member(&b.owner, "MANAGER").await;
+    let (agent, _) = b.app.add_member(&b.owner, "AGENT").await;
+    let top_up = "mutation { topUpWallet(amount: \"50\") { id } }";
+    let invoice = b.app.gql(top_up).as_member(&finance).data().await["topUpWallet"].clone();
+    b.app
+        .gql(top_up)
+        .as_member(&manager)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    b.app.gql(WALLET).as_member(&manager).data().await;
+    b.app
+        .gql(WALLET)
+        .as_member(&agent)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    b.app
+        .gql("mutation { subscribe(plan: \"BASIC\", interval: \"YEARLY\") { id } }")
+        .as_member(&finance)
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+    b.app
+        .gql("mutation($id: ID!) { recordPayment(invoiceId: $id, reference: \"r\") { status } }")
+        .as_member(&finance)
+        .vars(json!({ "id": invoice["id"] }))
+        .data()
+        .await;
+    assert_eq!(b.wallet().await["balance"], "55");
+
+    // Another project's invoice is not found.
+    let other = b.app.sign_up("Other").await;
+    b.app
+        .gql("mutation($id: ID!) { recordPayment(invoiceId: $id, reference: \"r\") { status } }")
+        .as_member(&other)
+        .vars(json!({ "id": invoice["id"] }))
+        .send()
+        .await
+        .expect_error("NOT_FOUND");
+}
+
+#[tokio::test]
+async fn the_rate_card_is_priced_in_the_project_currency() {
+    let b = Billing::start("Rates", "5").await;
+    let rates = b
+        .data(
+            "query($at: DateTime) { rateCard(at: $at) { country category price currency era } }",
+            json!({ "at": "2024-12-15T00:00:00Z" }),
+        )
+        .await["rateCard"]
+        .clone();
+    let price = |country: &str, category: &str| {
+        rates
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["country"] == country && r["category"] == category)
+            .map(|r| r["price"].clone())
+    };
+    assert_eq!(price("IN", "MARKETING"), Some(json!("0.7846")));
+    // US rows are in dollars: converted at 83 INR per USD (0.025 × 83).
+    assert_eq!(price("US", "MARKETING"), Some(json!("2.075")));
+    // AU has no 2024 row: the 2023 row stays in force (0.0737 × 83).
+    assert_eq!(price("AU", "MARKETING"), Some(json!("6.1171")));
+    let eras = b
+        .data(
+            "{ pricingEras { name model freeServiceConversationsPerMonth serviceFree } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        eras["pricingEras"],
+        json!([
+            { "name": "cbp_2023", "model": "CONVERSATION", "freeServiceConversationsPerMonth": 1000, "serviceFree": false },
+            { "name": "cbp_free_service_2024", "model": "CONVERSATION", "freeServiceConversationsPerMonth": 0, "serviceFree": true },
+            { "name": "pmp_2025", "model": "PER_MESSAGE", "freeServiceConversationsPerMonth": 0, "serviceFree": true },
+        ])
+    );
+}
