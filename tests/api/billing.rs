@@ -590,3 +590,45 @@ async fn the_rate_card_is_priced_in_the_project_currency() {
         ])
     );
 }
+
+#[tokio::test]
+async fn meta_s_own_pricing_is_kept_beside_ours() {
+    let b = Billing::start("Beside", "10").await;
+    let template = b.marketing_template().await;
+    let asha = b.contact("Asha", "+919812345678").await;
+    // The fixture's delivered status (per-message pricing) is for this wamid.
+    b.graph
+        .queue_message_ids(&["wamid.HBgMOTE5ODEyMzQ1Njc4FQIAERgSQ0FNUEFJR04wMDAwMDAwMDAxAA=="]);
+    let sent = b.send_template(&asha, &template).await;
+    let id = sent.data()["sendTemplateMessage"]["id"].clone();
+    let charge = "query($id: ID!) { message(id: $id) { charge { era model category country \
+         openedConversation billable freeReason amount currency refundedAt metaPricing } } }";
+    let before = b.data(charge, json!({ "id": id })).await["message"]["charge"].clone();
+    assert_eq!(
+        before,
+        json!({
+            "era": "pmp_2025", "model": "PER_MESSAGE", "category": "MARKETING", "country": "IN",
+            "openedConversation": false, "billable": true, "freeReason": null,
+            "amount": "0.8631", "currency": "INR", "refundedAt": null, "metaPricing": null,
+        })
+    );
+    let body = parley_tests::whatsapp::fixture("status-delivered-pmp.json");
+    assert_eq!(b.app.post_webhook(&body).await, StatusCode::OK);
+    b.app.webhooks_settled().await;
+    let after = b.data(charge, json!({ "id": id })).await["message"]["charge"].clone();
+    assert_eq!(
+        after["metaPricing"]["pricing"],
+        json!({ "billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular" })
+    );
+    assert_eq!(after["amount"], "0.8631", "ours is unchanged");
+
+    // Agents do not see what messages cost.
+    let (agent, _) = b.app.add_member(&b.owner, "AGENT").await;
+    b.app
+        .gql(charge)
+        .as_member(&agent)
+        .vars(json!({ "id": id }))
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+}
