@@ -20,6 +20,15 @@ impl Clock {
         Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 
+    /// A clock that reads `at` now and runs on from there (tests of dated rules, such as
+    /// pricing eras).
+    pub fn starting_at(at: DateTime<Utc>) -> Self {
+        let offset = (at - Utc::now()).num_milliseconds();
+        Self {
+            offset_ms: Arc::new(AtomicI64::new(offset)),
+        }
+    }
+
     /// Moves the clock forward (tests).
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
@@ -38,5 +47,14 @@ mod tests {
         let before = clock.now();
         shared.advance(std::time::Duration::from_secs(3600));
         assert!(clock.now() - before >= Duration::minutes(59));
+    }
+
+    #[test]
+    fn a_clock_can_start_in_the_past() {
+        let at = DateTime::parse_from_rfc3339("2024-10-31T22:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = Clock::starting_at(at);
+        assert!((clock.now() - at).num_seconds().abs() < 5);
     }
 }

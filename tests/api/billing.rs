@@ -31,9 +31,12 @@ impl Billing {
     /// A production server on a clock the test moves, its project connected to the fake
     /// Graph API, with `trial_credits` on the wallet.
     async fn start(name: &str, trial_credits: &str) -> Self {
+        Self::start_on(name, trial_credits, Clock::default()).await
+    }
+
+    async fn start_on(name: &str, trial_credits: &str, clock: Clock) -> Self {
         let graph = FakeGraph::start().await;
         let shared = Shared::fresh(&Mode::Production).await;
-        let clock = Clock::default();
         let url = graph.url.clone();
         let credits = parley_api::billing::pricing::parse_micros(trial_credits).unwrap();
         let test_clock = clock.clone();
@@ -631,4 +634,190 @@ async fn meta_s_own_pricing_is_kept_beside_ours() {
         .send()
         .await
         .expect_error("FORBIDDEN");
+}
+
+/// `from` writes in now (by the server's clock); with `referral`, from a click-to-WhatsApp ad.
+async fn writes_in(b: &Billing, wamid: &str, from: &str, referral: bool) {
+    let at = b.clock.now().timestamp();
+    let mut body: Value =
+        serde_json::from_slice(&inbound_text(wamid, from, "User", "Hello", at)).unwrap();
+    if referral {
+        body["entry"][0]["changes"][0]["value"]["messages"][0]["referral"] = json!({
+            "source_url": "https://fb.me/ad", "source_type": "ad", "source_id": "120200000001",
+            "headline": "Spring offer", "ctwa_clid": "clid-1",
+        });
+    }
+    assert_eq!(
+        b.app.post_webhook(body.to_string().as_bytes()).await,
+        StatusCode::OK
+    );
+    b.app.webhooks_settled().await;
+}
+
+async fn utility_template(b: &Billing) -> String {
+    let list = b
+        .data("{ templates(first: 10) { nodes { id name } } }", json!({}))
+        .await;
+    list["templates"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "order_update")
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+async fn charge_of(b: &Billing, reply: parley_tests::client::Reply) -> Value {
+    let id = reply.data()["sendTemplateMessage"]["id"].clone();
+    charge_by_id(b, id).await
+}
+
+async fn charge_by_id(b: &Billing, id: Value) -> Value {
+    let q = "query($id: ID!) { message(id: $id) { charge { era category openedConversation \
+             billable freeReason amount } } }";
+    b.data(q, json!({ "id": id })).await["message"]["charge"].clone()
+}
+
+fn charged(era: &str, category: &str, opened: bool, reason: Option<&str>, amount: &str) -> Value {
+    json!({
+        "era": era, "category": category, "openedConversation": opened,
+        "billable": reason.is_none(), "freeReason": reason, "amount": amount,
+    })
+}
+
+#[tokio::test]
+async fn conversations_are_priced_from_the_database_across_the_november_2024_boundary() {
+    let start = chrono::DateTime::parse_from_rfc3339("2024-10-31T22:00:00Z")
+        .unwrap()
+        .to_utc();
+    let b = Billing::start_on("Eras", "100", Clock::starting_at(start)).await;
+    let marketing = b.marketing_template().await;
+    let utility = utility_template(&b).await;
+    let asha = b.contact("Asha", "+919812345678").await;
+    writes_in(&b, "wamid.era.asha.1", "919812345678", false).await;
+
+    // 31 Oct, 22:00: a marketing conversation opens at the 2023 Indian price.
+    let first = charge_of(&b, b.send_template(&asha, &marketing).await).await;
+    assert_eq!(
+        first,
+        charged("cbp_2023", "MARKETING", true, None, "0.7265")
+    );
+    // Another marketing template rides in it; a utility one opens its own.
+    let second = charge_of(&b, b.send_template(&asha, &marketing).await).await;
+    assert_eq!(
+        second,
+        charged(
+            "cbp_2023",
+            "MARKETING",
+            false,
+            Some("CONVERSATION_OPEN"),
+            "0"
+        )
+    );
+    let third = charge_of(&b, b.send_template(&asha, &utility).await).await;
+    assert_eq!(third, charged("cbp_2023", "UTILITY", true, None, "0.3082"));
+    // A free-form reply while conversations are open opens nothing.
+    let reply = b
+        .reply(
+            "mutation($c: ID!) { sendTextMessage(contactId: $c, text: \"Thanks\") { id } }",
+            json!({ "c": asha }),
+        )
+        .await;
+    let reply_charge = charge_by_id(&b, reply.data()["sendTextMessage"]["id"].clone()).await;
+    assert_eq!(
+        reply_charge,
+        charged("cbp_2023", "SERVICE", false, Some("CONVERSATION_OPEN"), "0")
+    );
+
+    // Ravi writes; the reply opens a service conversation, one of the month's free 1,000.
+    let ravi = b.contact("Ravi", "+919812311111").await;
+    writes_in(&b, "wamid.era.ravi.1", "919812311111", false).await;
+    let service = b
+        .reply(
+            "mutation($c: ID!) { sendTextMessage(contactId: $c, text: \"Hi\") { id } }",
+            json!({ "c": ravi }),
+        )
+        .await;
+    let service = charge_by_id(&b, service.data()["sendTextMessage"]["id"].clone()).await;
+    assert_eq!(
+        service,
+        charged("cbp_2023", "SERVICE", true, Some("FREE_TIER"), "0")
+    );
+
+    // 1 Nov, 00:30, a new era: Asha's marketing conversation (opened and paid on 31 Oct)
+    // still covers her.
+    b.clock.advance(Duration::from_secs(150 * 60));
+    let next_day = charge_of(&b, b.send_template(&asha, &marketing).await).await;
+    assert_eq!(
+        next_day,
+        charged(
+            "cbp_free_service_2024",
+            "MARKETING",
+            false,
+            Some("CONVERSATION_OPEN"),
+            "0"
+        )
+    );
+    // Meera, new on 1 Nov: a new marketing conversation at the November price, and her
+    // service conversation is free in the new era.
+    let meera = b.contact("Meera", "+919812322222").await;
+    writes_in(&b, "wamid.era.meera.1", "919812322222", false).await;
+    let reply = b
+        .reply(
+            "mutation($c: ID!) { sendTextMessage(contactId: $c, text: \"Hi\") { id } }",
+            json!({ "c": meera }),
+        )
+        .await;
+    let reply = charge_by_id(&b, reply.data()["sendTextMessage"]["id"].clone()).await;
+    assert_eq!(
+        reply,
+        charged(
+            "cbp_free_service_2024",
+            "SERVICE",
+            true,
+            Some("SERVICE_FREE"),
+            "0"
+        )
+    );
+    let offer = charge_of(&b, b.send_template(&meera, &marketing).await).await;
+    assert_eq!(
+        offer,
+        charged("cbp_free_service_2024", "MARKETING", true, None, "0.7846")
+    );
+
+    // Kiran comes from an ad: answered within 24 hours, 72 hours of free messages.
+    let kiran = b.contact("Kiran", "+919812333333").await;
+    writes_in(&b, "wamid.era.kiran.1", "919812333333", true).await;
+    let opened = charge_of(&b, b.send_template(&kiran, &marketing).await).await;
+    assert_eq!(
+        opened,
+        charged(
+            "cbp_free_service_2024",
+            "MARKETING",
+            true,
+            Some("FREE_ENTRY_POINT"),
+            "0"
+        )
+    );
+    b.clock.advance(Duration::from_secs(48 * 3600));
+    let within = charge_of(&b, b.send_template(&kiran, &utility).await).await;
+    assert_eq!(
+        within,
+        charged(
+            "cbp_free_service_2024",
+            "UTILITY",
+            false,
+            Some("FREE_ENTRY_POINT"),
+            "0"
+        )
+    );
+    b.clock.advance(Duration::from_secs(25 * 3600));
+    let after = charge_of(&b, b.send_template(&kiran, &utility).await).await;
+    assert_eq!(
+        after,
+        charged("cbp_free_service_2024", "UTILITY", true, None, "0.115")
+    );
+
+    // 100 − 0.7265 − 0.3082 − 0.7846 − 0.115
+    assert_eq!(b.wallet().await["balance"], "98.0657");
 }
