@@ -16,6 +16,11 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::billing::{
+    CampaignCost, Granularity, PricingDifference, ReconciliationRow, UsageRow, WalletStatement,
+};
+use crate::clickhouse_billing::CREATE_BILLING_EVENTS;
+use crate::clickhouse_usage::CREATE_BILLING_USAGE_HOURLY;
 use crate::store::{from_store_secs, store_secs};
 use crate::{AnalyticsStore, Event, EventCount};
 
@@ -28,11 +33,12 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Schema versions, applied once each in order and recorded in `schema_migrations`.
 /// Append only; never edit an applied statement. Statements should be idempotent where the
 /// 18.16 syntax allows it, as two processes starting together may both apply one.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    // ReplacingMergeTree collapses re-sent copies of an event (same sorting key) on merge;
-    // queries still count `uniqExact(event_id)` so copies never count before a merge.
-    "CREATE TABLE IF NOT EXISTS events (
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        // ReplacingMergeTree collapses re-sent copies of an event (same sorting key) on merge;
+        // queries still count `uniqExact(event_id)` so copies never count before a merge.
+        "CREATE TABLE IF NOT EXISTS events (
         event_id UUID,
         project_id UUID,
         kind String,
@@ -42,7 +48,12 @@ const MIGRATIONS: &[(u32, &str)] = &[(
     ) ENGINE = ReplacingMergeTree()
     PARTITION BY toYYYYMM(occurred_at)
     ORDER BY (project_id, kind, occurred_at, event_id)",
-)];
+    ),
+    // The typed billing rows the billing reports read (clickhouse_billing.rs).
+    (2, CREATE_BILLING_EVENTS),
+    // The usage report's hourly snapshots (clickhouse_usage.rs).
+    (3, CREATE_BILLING_USAGE_HOURLY),
+];
 
 const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
         version UInt32,
@@ -89,7 +100,7 @@ pub struct ClickHouseStore {
     /// Without a database: creating the database must work before it exists.
     server: Client,
     /// Bound to the analytics database.
-    client: Client,
+    pub(crate) client: Client,
     database: String,
     timeout: Duration,
 }
@@ -140,7 +151,7 @@ impl ClickHouseStore {
         &self.database
     }
 
-    async fn timed<T>(
+    pub(crate) async fn timed<T>(
         &self,
         what: &'static str,
         fut: impl Future<Output = clickhouse::error::Result<T>>,
@@ -207,7 +218,10 @@ impl AnalyticsStore for ClickHouseStore {
             }
             insert.end().await
         })
-        .await
+        .await?;
+        // After `events`: a failure here leaves the batch unshipped, and its retry skips
+        // what each table already holds.
+        self.insert_billing(events).await
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
@@ -263,5 +277,52 @@ impl AnalyticsStore for ClickHouseStore {
                 .fetch_one::<u64>(),
         )
         .await
+    }
+
+    async fn usage_report(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        self.billing_usage(project_id, from, to, granularity).await
+    }
+
+    async fn campaign_costs(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<CampaignCost>> {
+        self.billing_campaigns(project_id, from, to).await
+    }
+
+    async fn wallet_statement(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<WalletStatement> {
+        self.billing_wallet(project_id, from, to).await
+    }
+
+    async fn pricing_reconciliation(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<ReconciliationRow>> {
+        self.billing_reconciliation(project_id, from, to).await
+    }
+
+    async fn pricing_differences(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<PricingDifference>> {
+        self.billing_differences(project_id, from, to, limit).await
     }
 }

@@ -14,18 +14,23 @@ use sea_orm::sqlx::sqlite::{
 use sea_orm::sqlx::{self, Row};
 use uuid::Uuid;
 
+use crate::billing::{
+    CampaignCost, Granularity, PricingDifference, ReconciliationRow, UsageRow, WalletStatement,
+};
+use crate::embedded_billing;
 use crate::store::store_secs;
 use crate::{AnalyticsStore, Event, EventCount};
 
 /// Schema versions, applied once each in order and recorded in `schema_migrations`.
 /// Append only; never edit an applied statement.
 /// One statement per string (prepared statements run one at a time).
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        // event_id as primary key makes `INSERT OR IGNORE` drop re-sent events. occurred_at
-        // is whole seconds since the epoch, the precision ClickHouse keeps.
-        "CREATE TABLE IF NOT EXISTS analytics_events (
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            // event_id as primary key makes `INSERT OR IGNORE` drop re-sent events. occurred_at
+            // is whole seconds since the epoch, the precision ClickHouse keeps.
+            "CREATE TABLE IF NOT EXISTS analytics_events (
             event_id TEXT PRIMARY KEY NOT NULL,
             project_id TEXT NOT NULL,
             kind TEXT NOT NULL,
@@ -33,13 +38,15 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             occurred_at INTEGER NOT NULL,
             payload TEXT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS analytics_events_project_time
+            "CREATE INDEX IF NOT EXISTS analytics_events_project_time
             ON analytics_events (project_id, occurred_at)",
-    ],
-)];
+        ],
+    ),
+    (2, embedded_billing::CREATE_BILLING_EVENTS),
+];
 
 pub struct EmbeddedStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl EmbeddedStore {
@@ -133,6 +140,8 @@ impl AnalyticsStore for EmbeddedStore {
             .bind(event.payload.to_string())
             .execute(&mut *tx)
             .await?;
+            // In the same transaction: both tables have the event, or neither.
+            embedded_billing::insert(&mut tx, event).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -182,5 +191,52 @@ impl AnalyticsStore for EmbeddedStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(u64::try_from(count)?)
+    }
+
+    async fn usage_report(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        self.billing_usage(project_id, from, to, granularity).await
+    }
+
+    async fn campaign_costs(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<CampaignCost>> {
+        self.billing_campaigns(project_id, from, to).await
+    }
+
+    async fn wallet_statement(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<WalletStatement> {
+        self.billing_wallet(project_id, from, to).await
+    }
+
+    async fn pricing_reconciliation(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<ReconciliationRow>> {
+        self.billing_reconciliation(project_id, from, to).await
+    }
+
+    async fn pricing_differences(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<PricingDifference>> {
+        self.billing_differences(project_id, from, to, limit).await
     }
 }

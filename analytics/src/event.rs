@@ -15,6 +15,11 @@ impl EventKind {
     pub const MEMBER_LOGGED_IN: &'static str = "member.logged_in";
     pub const MEMBER_ADDED: &'static str = "member.added";
     pub const PROJECT_CREATED: &'static str = "project.created";
+    /// Billing (recorded by the API's billing module; see `billing.rs` for the payloads).
+    pub const BILLING_CHARGED: &'static str = crate::billing::CHARGED;
+    pub const BILLING_REFUNDED: &'static str = crate::billing::REFUNDED;
+    pub const BILLING_META_PRICED: &'static str = crate::billing::META_PRICED;
+    pub const BILLING_WALLET: &'static str = crate::billing::WALLET;
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,16 @@
 //! [`AnalyticsStore`]: ClickHouse in production, an embedded SQLite file otherwise. Nothing is
 //! lost while the store is down (rows stay in the outbox) and nothing is counted twice when a
 //! batch is retried (store inserts are idempotent by event id).
+//!
+//! The billing events (`billing.*`) are also kept as typed rows from which both stores answer
+//! the billing reports identically ([`billing`]; CSV in [`billing_csv`]).
 
+pub mod billing;
+pub mod billing_csv;
+mod clickhouse_billing;
 pub mod clickhouse_store;
+mod clickhouse_usage;
+mod embedded_billing;
 pub mod embedded_store;
 pub mod event;
 pub mod outbox;
@@ -16,6 +24,10 @@ pub mod store;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use billing::{
+    BillingRecord, CampaignCost, Granularity, PricingDifference, ReconciliationOutcome,
+    ReconciliationRow, UsageRow, WalletEntry, WalletKindTotal, WalletStatement,
+};
 pub use clickhouse_store::ClickHouseStore;
 pub use embedded_store::EmbeddedStore;
 pub use event::{Event, EventKind};

@@ -7,6 +7,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::Event;
+use crate::billing::{
+    CampaignCost, Granularity, PricingDifference, ReconciliationRow, UsageRow, WalletStatement,
+};
 
 /// Number of distinct events of one kind on one UTC day.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -43,6 +46,55 @@ pub trait AnalyticsStore: Send + Sync {
 
     /// Distinct events ever stored for the project.
     async fn total_events(&self, project_id: Uuid) -> anyhow::Result<u64>;
+
+    // Billing reports (billing.rs), over the `billing.*` events with
+    // `from <= occurred_at < to`. Each returns only `project_id`'s rows.
+
+    /// Usage per period (UTC day or month), pricing model, category, country and currency,
+    /// net of refunds, sorted by period, category, country, model, currency. Groups that net
+    /// to nothing (no messages, no amount) are left out.
+    async fn usage_report(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> anyhow::Result<Vec<UsageRow>>;
+
+    /// Cost per campaign (messages without a campaign are left out), highest amount first,
+    /// then by campaign id.
+    async fn campaign_costs(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<CampaignCost>>;
+
+    /// The wallet ledger of the period with its opening and closing balances.
+    async fn wallet_statement(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<WalletStatement>;
+
+    /// Messages charged in the period (net of refunds) per reconciliation outcome with
+    /// Meta's latest pricing object, in the outcome's order.
+    async fn pricing_reconciliation(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<ReconciliationRow>>;
+
+    /// The first `limit` messages of the period, by id, whose outcome is not `MATCH`.
+    async fn pricing_differences(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<PricingDifference>>;
 }
 
 /// `dt` as whole seconds since the epoch, clamped to ClickHouse `DateTime`'s range.

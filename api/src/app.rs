@@ -91,6 +91,8 @@ impl Application {
             credentials: Arc::new(CredentialCache::new(SESSION_TTL)),
             whatsapp,
             price_books: Default::default(),
+            dispatch: Default::default(),
+            campaign_progress: Default::default(),
         };
         let schema = graphql::build_schema(state.clone(), &settings.graphql);
         let router = router(HttpState {
@@ -173,6 +175,13 @@ impl Application {
             self.state.clone(),
             stopped.clone(),
         ));
+        let dispatcher_task = tokio::spawn(crate::campaigns::dispatcher::run(
+            self.state.clone(),
+            stopped.clone(),
+        ));
+        if !settings.campaigns.dispatcher {
+            dispatcher_task.abort();
+        }
         axum::serve(
             self.listener,
             self.router
@@ -186,6 +195,7 @@ impl Application {
         let _ = webhooks_task.await;
         let _ = sweeper_task.await;
         let _ = billing_task.await;
+        let _ = dispatcher_task.await;
         Ok(())
     }
 }

@@ -34,8 +34,18 @@ pub struct Settings {
     /// Longest the History sweep sleeps between looks (it wakes sooner when a chat is due).
     pub chat_sweep_interval: Duration,
     pub billing: BillingSettings,
+    pub campaigns: CampaignSettings,
     /// Now, as the server sees it (tests move it forward).
     pub clock: crate::clock::Clock,
+}
+
+#[derive(Clone, Debug)]
+pub struct CampaignSettings {
+    /// Whether this node sends campaign messages (API-only nodes may leave it to others).
+    pub dispatcher: bool,
+    /// How long a claimed recipient is held before another node settles it (a node that
+    /// stopped mid-send).
+    pub claim_lease: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -209,6 +219,10 @@ impl Default for Settings {
                 max_webhook_bytes: 1024 * 1024,
             },
             chat_sweep_interval: Duration::from_secs(30),
+            campaigns: CampaignSettings {
+                dispatcher: true,
+                claim_lease: Duration::from_secs(120),
+            },
             billing: BillingSettings {
                 trial_days: 14,
                 trial_credits_micros: 100_000_000,
@@ -325,6 +339,16 @@ impl Settings {
             s.chat_sweep_interval = Duration::from_millis(number("CHAT_SWEEP_INTERVAL_MS", &v)?);
         }
         billing_from_lookup(&mut s.billing, &parse)?;
+        if let Some(v) = parse("CAMPAIGN_DISPATCHER") {
+            s.campaigns.dispatcher = boolean("CAMPAIGN_DISPATCHER", &v)?;
+        }
+        if let Some(v) = parse("CAMPAIGN_CLAIM_LEASE_MS") {
+            let ms: u64 = number("CAMPAIGN_CLAIM_LEASE_MS", &v)?;
+            if ms < 100 {
+                bail!("CAMPAIGN_CLAIM_LEASE_MS must be at least 100");
+            }
+            s.campaigns.claim_lease = Duration::from_millis(ms);
+        }
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;
         }

@@ -54,6 +54,9 @@ pub enum ErrorCode {
     PaymentPending,
     /// The feature needs another plan (`extensions.requiredPlan`).
     PlanUpgradeRequired,
+    /// The audience is larger than the messaging limit allows today (`extensions.limit`,
+    /// `reachedToday`, `remainingToday`, `recipients`).
+    MessagingLimitExceeded,
 }
 
 impl ErrorCode {
@@ -82,6 +85,7 @@ impl ErrorCode {
             Self::RateUnavailable => "RATE_UNAVAILABLE",
             Self::PaymentPending => "PAYMENT_PENDING",
             Self::PlanUpgradeRequired => "PLAN_UPGRADE_REQUIRED",
+            Self::MessagingLimitExceeded => "MESSAGING_LIMIT_EXCEEDED",
         }
     }
 }

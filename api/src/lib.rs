@@ -5,6 +5,7 @@ pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod billing;
+pub mod campaigns;
 pub mod chat;
 pub mod clock;
 pub mod config;

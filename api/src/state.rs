@@ -26,6 +26,9 @@ pub struct AppState {
     pub whatsapp: Arc<WhatsApp>,
     /// Eras and rate cards per currency, kept briefly.
     pub price_books: Arc<crate::billing::book::PriceBooks>,
+    /// The campaign dispatcher's wake-ups and rate limiters.
+    pub dispatch: Arc<crate::campaigns::dispatcher::Dispatch>,
+    pub campaign_progress: Arc<crate::campaigns::progress::Throttle>,
 }
 
 impl AppState {

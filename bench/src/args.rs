@@ -5,8 +5,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 
 pub const USAGE: &str = "\
-parley-bench: contacts and live-chat benchmarks against the real services (run it through
-scripts/bench)
+parley-bench: contacts, live-chat and billing-report benchmarks against the real services (run
+it through scripts/bench)
 
   --rows N             rows in the generated CSV (default 1000000)
   --seconds N          duration of each load test (default 10)
@@ -32,6 +32,15 @@ Live chat (part of the default run):
                        senders' first messages need it)
   --chat-idle N        idle subscriptions for the memory figure (default 10000; also
                        measured at 1000 on the way)
+
+Billing usage report in ClickHouse (part of the default run):
+  --billing-only       only the billing benchmark (its section of the report is replaced,
+                       the rest is kept; with --chat-only, both of them)
+  --no-billing         skip it
+  --billing-rows N     billing.charged events of the measured project (default 10000000)
+  --billing-other-rows N  events of ten other projects in the same month (default 1000000)
+  --billing-batch N    events per ClickHouseStore::insert (default 100000)
+  --billing-runs N     timed runs of each report after the warm-up (default 5)
 ";
 
 #[derive(Clone, Debug)]
@@ -55,6 +64,12 @@ pub struct Args {
     pub chat_seconds: u64,
     pub chat_warmup: u64,
     pub chat_idle: usize,
+    /// Run the billing-report benchmark.
+    pub billing: bool,
+    pub billing_rows: u64,
+    pub billing_other_rows: u64,
+    pub billing_batch: usize,
+    pub billing_runs: usize,
 }
 
 impl Args {
@@ -77,7 +92,14 @@ impl Args {
             chat_seconds: 0,
             chat_warmup: 3,
             chat_idle: 10_000,
+            billing: true,
+            billing_rows: 10_000_000,
+            billing_other_rows: 1_000_000,
+            billing_batch: 100_000,
+            billing_runs: 5,
         };
+        // `--chat-only` and `--billing-only` select the parts that run (either or both).
+        let (mut chat_only, mut billing_only) = (false, false);
         while let Some(flag) = argv.next() {
             let mut value =
                 |name: &str| argv.next().with_context(|| format!("{name} needs a value"));
@@ -95,7 +117,13 @@ impl Args {
                 "--no-report" => args.report = None,
                 "--keep-database" => args.keep_database = true,
                 "--command" => args.command = value(&flag)?,
-                "--chat-only" => args.contacts = false,
+                "--chat-only" => chat_only = true,
+                "--billing-only" => billing_only = true,
+                "--no-billing" => args.billing = false,
+                "--billing-rows" => args.billing_rows = number(&flag, &value(&flag)?)?,
+                "--billing-other-rows" => args.billing_other_rows = number(&flag, &value(&flag)?)?,
+                "--billing-batch" => args.billing_batch = number(&flag, &value(&flag)?)?,
+                "--billing-runs" => args.billing_runs = number(&flag, &value(&flag)?)?,
                 "--no-chat" => args.chat = false,
                 "--chat-subscribers" => args.chat_subscribers = number(&flag, &value(&flag)?)?,
                 "--chat-rate" => args.chat_rate = number(&flag, &value(&flag)?)?,
@@ -109,6 +137,11 @@ impl Args {
                 other => bail!("unknown option {other}\n\n{USAGE}"),
             }
         }
+        if chat_only || billing_only {
+            args.contacts = false;
+            args.chat &= chat_only;
+            args.billing &= billing_only;
+        }
         if !(1_000..=2_000_000).contains(&args.rows) {
             bail!("--rows: between 1000 and 2000000 (the server's import limit)");
         }
@@ -118,8 +151,8 @@ impl Args {
         if !(1..=512).contains(&args.concurrency) {
             bail!("--concurrency: between 1 and 512");
         }
-        if !args.contacts && !args.chat {
-            bail!("--chat-only and --no-chat leave nothing to run");
+        if !args.contacts && !args.chat && !args.billing {
+            bail!("these options leave nothing to run");
         }
         if args.chat_seconds == 0 {
             args.chat_seconds = args.seconds;
@@ -139,6 +172,18 @@ impl Args {
         if args.chat_idle > 100_000 {
             bail!("--chat-idle: at most 100000");
         }
+        if !(1_000..=100_000_000).contains(&args.billing_rows) {
+            bail!("--billing-rows: between 1000 and 100000000");
+        }
+        if args.billing_other_rows > 100_000_000 {
+            bail!("--billing-other-rows: at most 100000000");
+        }
+        if !(1_000..=1_000_000).contains(&args.billing_batch) {
+            bail!("--billing-batch: between 1000 and 1000000");
+        }
+        if !(1..=100).contains(&args.billing_runs) {
+            bail!("--billing-runs: between 1 and 100");
+        }
         if args.command.is_empty() {
             args.command = if args.contacts {
                 format!(
@@ -146,7 +191,16 @@ impl Args {
                     args.rows, args.seconds
                 )
             } else {
-                "scripts/bench --chat-only".to_owned()
+                let mut command = "scripts/bench".to_owned();
+                for (ran, flag) in [
+                    (args.chat, " --chat-only"),
+                    (args.billing, " --billing-only"),
+                ] {
+                    if ran {
+                        command.push_str(flag);
+                    }
+                }
+                command
             };
         }
         Ok(args)
@@ -170,7 +224,7 @@ mod tests {
     #[test]
     fn the_default_run_includes_live_chat() {
         let a = parse(&["--seconds", "5"]).unwrap();
-        assert!(a.contacts && a.chat);
+        assert!(a.contacts && a.chat && a.billing);
         assert_eq!(a.chat_subscribers, 1000);
         assert_eq!(a.chat_rate, 100);
         assert_eq!(a.chat_seconds, 5, "defaults to --seconds");
@@ -191,11 +245,35 @@ mod tests {
             "0",
         ])
         .unwrap();
-        assert!(!a.contacts && a.chat);
+        assert!(!a.contacts && a.chat && !a.billing);
         assert_eq!((a.chat_subscribers, a.chat_rate), (2000, 50));
         assert_eq!((a.chat_seconds, a.chat_idle), (20, 0));
         assert_eq!(a.command, "scripts/bench --chat-only");
         assert!(parse(&["--chat-only", "--no-chat"]).is_err());
         assert!(parse(&["--chat-rate", "0"]).is_err());
+    }
+
+    #[test]
+    fn billing_only_and_its_options() {
+        let a = parse(&[
+            "--billing-only",
+            "--billing-rows",
+            "1_000_000",
+            "--billing-runs",
+            "3",
+        ])
+        .unwrap();
+        assert!(!a.contacts && !a.chat && a.billing);
+        assert_eq!(
+            (a.billing_rows, a.billing_other_rows, a.billing_runs),
+            (1_000_000, 1_000_000, 3)
+        );
+        assert_eq!(a.command, "scripts/bench --billing-only");
+        let both = parse(&["--billing-only", "--chat-only"]).unwrap();
+        assert!(!both.contacts && both.chat && both.billing);
+        assert_eq!(both.command, "scripts/bench --chat-only --billing-only");
+        assert!(!parse(&["--no-billing"]).unwrap().billing);
+        assert!(parse(&["--billing-only", "--no-billing"]).is_err());
+        assert!(parse(&["--billing-batch", "10"]).is_err());
     }
 }

@@ -22,9 +22,9 @@ use futures::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
-use tokio::{net::TcpStream, sync::watch, task::JoinHandle};
+use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinHandle};
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async_with_config,
+    client_async_with_config,
     tungstenite::{
         Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
     },
@@ -156,7 +156,81 @@ impl Endpoint {
     }
 }
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A subscriber's connection once subscribed: its TCP stream, whose frames the subscriber
+/// reads itself. The load generator shares the machine's 2 cores with the servers, so its
+/// cost per frame matters: tungstenite would zero-fill its read buffer on every read
+/// (twice per frame: the read that finds nothing more too) and allocate, validate and wrap
+/// each message; here bytes go into a reused buffer and a frame is a slice of it.
+pub struct Socket {
+    stream: TcpStream,
+    /// Read and not yet parsed: `buf[start..]`.
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// Frames larger than this end the subscriber (ours are a few hundred bytes).
+const MAX_FRAME: usize = 1 << 20;
+/// Reads ask for at least this much room.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// A frame from the server: its first byte (FIN and opcode) and where its payload is in
+/// `Socket::buf`.
+struct RawFrame {
+    first: u8,
+    payload: std::ops::Range<usize>,
+}
+
+const TEXT: u8 = 0x81; // FIN + text; the server never fragments its messages
+const CLOSE: u8 = 0x88;
+const PING: u8 = 0x89;
+const PONG: u8 = 0x8A;
+
+impl Socket {
+    /// The next frame, reading as needed; `None` when the server closed the stream.
+    async fn next_frame(&mut self) -> std::io::Result<Option<RawFrame>> {
+        loop {
+            if let Some((first, header, len)) = frame_header(&self.buf[self.start..])? {
+                let begin = self.start + header;
+                if self.buf.len() >= begin + len {
+                    self.start = begin + len;
+                    return Ok(Some(RawFrame {
+                        first,
+                        payload: begin..begin + len,
+                    }));
+                }
+            }
+            // Parsed bytes go before reading more (usually all of them: nothing to move).
+            self.buf.drain(..self.start);
+            self.start = 0;
+            self.buf.reserve(READ_CHUNK);
+            // Into the spare capacity, which is not zero-filled.
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// A server frame's first byte, header length and payload length, once the header is in
+/// `buf`.
+fn frame_header(buf: &[u8]) -> std::io::Result<Option<(u8, usize, usize)>> {
+    let [first, second, ..] = *buf else {
+        return Ok(None);
+    };
+    if second & 0x80 != 0 {
+        return Err(std::io::Error::other("a masked frame from the server"));
+    }
+    let (header, len) = match second & 0x7f {
+        126 if buf.len() >= 4 => (4, u64::from(u16::from_be_bytes([buf[2], buf[3]]))),
+        127 if buf.len() >= 10 => (10, u64::from_be_bytes(buf[2..10].try_into().unwrap())),
+        126 | 127 => return Ok(None),
+        len => (2, u64::from(len)),
+    };
+    if len > MAX_FRAME as u64 {
+        return Err(std::io::Error::other(format!("a frame of {len} bytes")));
+    }
+    Ok(Some((first, header, len as usize)))
+}
 
 /// Connects, initialises (expects `connection_ack`) and subscribes to `chatEvents`.
 pub async fn open(endpoint: &Endpoint) -> anyhow::Result<Socket> {
@@ -168,9 +242,19 @@ pub async fn open(endpoint: &Endpoint) -> anyhow::Result<Socket> {
     // Small buffers: 10,000 connections of the default 128 KiB each would be this
     // process's largest cost. Writes go out at once.
     let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(READ_CHUNK)
         .write_buffer_size(0);
-    let (mut socket, _) = connect_async_with_config(request, Some(config), true)
+    let uri = request.uri();
+    let address = format!(
+        "{}:{}",
+        uri.host().context("no host in the URL")?,
+        uri.port_u16().unwrap_or(80)
+    );
+    let mut stream = TcpStream::connect(address).await.context("connecting")?;
+    stream.set_nodelay(true)?;
+    // tungstenite does the handshake and the setup over a borrow of the stream; then the
+    // subscriber reads the stream itself.
+    let (mut socket, _) = client_async_with_config(request, &mut stream, Some(config))
         .await
         .context("WebSocket handshake")?;
     let init = json!({
@@ -199,7 +283,14 @@ pub async fn open(endpoint: &Endpoint) -> anyhow::Result<Socket> {
     socket
         .send(Message::Text(subscribe.to_string().into()))
         .await?;
-    Ok(socket)
+    // tungstenite holds no unread bytes: the server sends nothing after the ack until it
+    // has the subscription, and `send` flushed that.
+    drop(socket);
+    Ok(Socket {
+        stream,
+        buf: Vec::new(),
+        start: 0,
+    })
 }
 
 /// Opens `count` subscriptions, `CONNECT_CONCURRENCY` at a time. Returns those that opened
@@ -256,14 +347,19 @@ pub fn listen(
             node,
             ..Heard::default()
         };
+        // Kept across frames: made anew on each, it would join and leave the watch's
+        // waiter list (a lock shared by every subscriber) for every frame.
+        let stopped = stop.changed();
+        tokio::pin!(stopped);
         // Bounded: ends when told to stop (or when the connection ends).
         loop {
             tokio::select! {
                 biased;
-                message = socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
+                frame = socket.next_frame() => match frame {
+                    Ok(Some(RawFrame { first: TEXT, payload })) => {
                         let now_ns = epoch.elapsed().as_nanos() as u64;
-                        if let Some((idx, sent_ns)) = parse_frame(&text) {
+                        let text = std::str::from_utf8(&socket.buf[payload]).unwrap_or_default();
+                        if let Some((idx, sent_ns)) = parse_frame(text) {
                             heard.frames.push((idx, now_ns.saturating_sub(sent_ns) / 1000));
                             if idx >= counted_from {
                                 counted.fetch_add(1, Ordering::Relaxed);
@@ -275,21 +371,29 @@ pub fn listen(
                             break;
                         }
                     }
-                    Some(Ok(Message::Close(frame))) => {
-                        heard.ended = Some(format!("closed by the server: {frame:?}"));
+                    Ok(Some(RawFrame { first: CLOSE, payload })) => {
+                        let payload = &socket.buf[payload];
+                        let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                        let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or_default());
+                        heard.ended = Some(format!("closed by the server: {code:?} {reason}"));
                         break;
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        heard.ended = Some(e.to_string());
+                    // The server does not ping; an answer would not be timed anyway.
+                    Ok(Some(RawFrame { first: PING | PONG, .. })) => {}
+                    Ok(Some(RawFrame { first, .. })) => {
+                        heard.ended = Some(format!("an unexpected frame (first byte {first:#04x})"));
                         break;
                     }
-                    None => {
+                    Ok(None) => {
                         heard.ended = Some("the connection ended".into());
                         break;
                     }
+                    Err(e) => {
+                        heard.ended = Some(e.to_string());
+                        break;
+                    }
                 },
-                _ = stop.changed() => break,
+                _ = &mut stopped => break,
             }
         }
         heard
@@ -475,6 +579,62 @@ mod tests {
         assert_eq!(parse_frame(state), None);
         assert_eq!(parse_frame(r#"{"text":"bench x 1"}"#), None);
         assert_eq!(parse_frame(r#"{"text":"bench 5"}"#), None);
+    }
+
+    #[test]
+    fn frame_headers_of_each_length_form() {
+        assert_eq!(frame_header(&[0x81]).unwrap(), None);
+        assert_eq!(frame_header(&[0x81, 5, b'h']).unwrap(), Some((0x81, 2, 5)));
+        assert_eq!(frame_header(&[0x81, 126, 1]).unwrap(), None);
+        assert_eq!(
+            frame_header(&[0x81, 126, 0x01, 0x02]).unwrap(),
+            Some((0x81, 4, 258))
+        );
+        let mut long = vec![0x81, 127];
+        long.extend_from_slice(&70_000u64.to_be_bytes());
+        assert_eq!(frame_header(&long).unwrap(), Some((0x81, 10, 70_000)));
+        long[2] = 1; // far over the limit
+        assert!(frame_header(&long).is_err());
+        assert!(frame_header(&[0x81, 0x85, 0, 0, 0, 0]).is_err(), "masked");
+    }
+
+    #[tokio::test]
+    async fn frames_split_and_joined_across_reads_come_out_whole() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let ((mut server, _), stream) =
+            tokio::join!(async { listener.accept().await.unwrap() }, async {
+                client.await.unwrap()
+            });
+        let mut socket = Socket {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+        };
+        let big = "x".repeat(300);
+        let mut bytes = vec![0x81, 2, b'h', b'i', 0x81, 126, 1, 44];
+        bytes.extend_from_slice(big.as_bytes());
+        bytes.extend_from_slice(&[0x88, 2, 0x0f, 0xa0]);
+        let writer = tokio::spawn(async move {
+            // Two frames and a part of the third; then the rest, and a close frame.
+            server.write_all(&bytes[..20]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            server.write_all(&bytes[20..]).await.unwrap();
+        });
+        let mut texts = Vec::new();
+        while let Some(frame) = socket.next_frame().await.unwrap() {
+            texts.push((frame.first, socket.buf[frame.payload].to_vec()));
+        }
+        writer.await.unwrap();
+        assert_eq!(
+            texts,
+            vec![
+                (TEXT, b"hi".to_vec()),
+                (TEXT, big.into_bytes()),
+                (CLOSE, vec![0x0f, 0xa0])
+            ]
+        );
     }
 
     #[test]

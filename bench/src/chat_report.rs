@@ -488,25 +488,12 @@ impl ChatFigures {
 
 /// The live-chat section of a report, markers included.
 pub fn extract(report: &str) -> Option<&str> {
-    let begin = report.find(BEGIN)?;
-    let end = report[begin..].find(END)? + begin + END.len();
-    Some(&report[begin..end])
+    crate::sections::extract(report, BEGIN, END)
 }
 
 /// `existing` with its live-chat section replaced by `section` (appended when it has none).
 pub fn splice(existing: Option<&str>, section: &str) -> String {
-    let section = format!("{}\n", section.trim_end_matches('\n'));
-    let Some(existing) = existing else {
-        return format!("# Benchmarks\n\n{section}");
-    };
-    match (existing.find(BEGIN), existing.find(END)) {
-        (Some(begin), Some(end)) if end > begin => {
-            let after = &existing[end + END.len()..];
-            let after = after.strip_prefix('\n').unwrap_or(after);
-            format!("{}{section}{after}", &existing[..begin])
-        }
-        _ => format!("{}\n\n{section}", existing.trim_end_matches('\n')),
-    }
+    crate::sections::splice(existing, BEGIN, END, section)
 }
 
 #[cfg(test)]

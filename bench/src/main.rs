@@ -1,7 +1,9 @@
 //! `parley-bench`: the contacts issue's speed and memory targets measured against the real
 //! services on this machine (PostgreSQL, Redis, ClickHouse) through the release server,
 //! each beside a reference measured in the same run, and the live chat issue's fan-out
-//! latency and idle-subscription memory (`chat_run.rs`). Run it through `scripts/bench`.
+//! latency and idle-subscription memory (`chat_run.rs`), and the billing issue's monthly
+//! usage report over 10,000,000 events in ClickHouse (`billing.rs`). Run it through
+//! `scripts/bench`.
 //!
 //! Progress goes to stderr, the table to stdout, the report to docs/benchmarks.md.
 
@@ -13,6 +15,8 @@ macro_rules! progress {
 }
 
 mod args;
+mod billing;
+mod billing_report;
 mod chat;
 mod chat_report;
 mod chat_run;
@@ -22,6 +26,7 @@ mod load;
 mod pg;
 mod procfs;
 mod report;
+mod sections;
 mod server;
 
 use std::{
@@ -65,6 +70,9 @@ struct Bench {
     database: String,
     database_created: bool,
     clickhouse_database: String,
+    /// The billing benchmark's own ClickHouse database (see `billing.rs`).
+    billing_database: String,
+    billing_database_created: bool,
     server: Option<Server>,
     /// The live-chat benchmark's nodes, while they run.
     chat_servers: Vec<Server>,
@@ -118,18 +126,37 @@ async fn main() -> ExitCode {
         progress!("interrupted: the report was not written");
     } else if let Some(path) = &bench.args.report {
         let existing = std::fs::read_to_string(path).ok();
-        let text = if results.chat_only {
-            // Only the live-chat section is replaced; the contacts figures stay.
-            chat_report::splice(existing.as_deref(), &results.chat_section())
-        } else if let Some(kept) = existing
-            .as_deref()
-            .and_then(chat_report::extract)
-            .filter(|_| !bench.args.chat)
-        {
-            // `--no-chat`: the last live-chat figures stay.
-            chat_report::splice(Some(&results.markdown()), kept)
+        let existing = existing.as_deref();
+        let text = if !bench.args.contacts {
+            // `--chat-only` / `--billing-only`: only the sections that ran are replaced.
+            let mut text = existing.map(str::to_owned);
+            if bench.args.chat {
+                text = Some(chat_report::splice(
+                    text.as_deref(),
+                    &results.chat_section(),
+                ));
+            }
+            if bench.args.billing {
+                let section = results.billing_section();
+                text = Some(billing_report::splice(text.as_deref(), &section));
+            }
+            text.unwrap_or_default()
         } else {
-            results.markdown()
+            let mut text = results.markdown();
+            // `--no-chat` / `--no-billing`: the last figures of what did not run stay.
+            if let Some(kept) = existing
+                .and_then(chat_report::extract)
+                .filter(|_| !bench.args.chat)
+            {
+                text = chat_report::splice(Some(&text), kept);
+            }
+            if let Some(kept) = existing
+                .and_then(billing_report::extract)
+                .filter(|_| !bench.args.billing)
+            {
+                text = billing_report::splice(Some(&text), kept);
+            }
+            text
         };
         match std::fs::write(path, text) {
             Ok(()) => progress!("report written to {}", path.display()),
@@ -188,6 +215,8 @@ impl Bench {
             database: format!("parley_bench_{suffix}"),
             database_created: false,
             clickhouse_database: format!("parley_bench_{suffix}"),
+            billing_database: format!("parley_bench_{suffix}_billing"),
+            billing_database_created: false,
             server: None,
             chat_servers: Vec::new(),
             jwt_secret: format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
@@ -211,16 +240,21 @@ impl Bench {
     async fn run(&mut self, r: &mut Results) -> anyhow::Result<()> {
         r.machine = machine().await;
         progress!("work dir {}", self.work_dir.display());
-        self.remember("databases", &self.database);
-        self.remember("clickhouse_databases", &self.clickhouse_database);
-        pg::sql("postgres", &format!("CREATE DATABASE {}", self.database)).await?;
-        self.database_created = true;
-        progress!("database {} created", self.database);
+        if self.args.contacts || self.args.chat {
+            self.remember("databases", &self.database);
+            self.remember("clickhouse_databases", &self.clickhouse_database);
+            pg::sql("postgres", &format!("CREATE DATABASE {}", self.database)).await?;
+            self.database_created = true;
+            progress!("database {} created", self.database);
+        }
         if self.args.contacts {
             self.run_contacts(r).await?;
         }
         if self.args.chat {
             self.run_chat(r).await?;
+        }
+        if self.args.billing {
+            self.run_billing(r).await?;
         }
         Ok(())
     }
@@ -766,6 +800,7 @@ impl Bench {
             progress!("stopping the live-chat nodes");
             self.stop_chat_nodes().await;
         }
+        self.drop_billing_database().await;
         if self.database_created && self.args.keep_database {
             progress!("database {} kept (--keep-database)", self.database);
         } else if self.database_created {
@@ -779,9 +814,13 @@ impl Bench {
                 Err(e) => progress!("could not drop {}: {e:#}", self.database),
             }
         }
+        // The servers' ClickHouse database exists only if a server ran (on the PostgreSQL
+        // database created for the contacts and live-chat parts).
         let dropped = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
+            .ok()
+            .filter(|_| self.database_created)
             .map(|c| {
                 c.post("http://127.0.0.1:8123/")
                     .body(format!(
@@ -790,7 +829,7 @@ impl Bench {
                     ))
                     .send()
             });
-        if let Ok(send) = dropped {
+        if let Some(send) = dropped {
             match send.await {
                 Ok(r) if r.status().is_success() => {
                     progress!("ClickHouse database {} dropped", self.clickhouse_database)

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::{
+    billing_report::BillingFigures,
     chat_report::ChatFigures,
     load::LoadResult,
     pg::PgbenchResult,
@@ -89,9 +90,10 @@ pub struct Results {
     pub copy: Option<CopyFigures>,
     pub notes: Vec<String>,
     pub error: Option<String>,
-    /// `--chat-only`: the contacts benchmarks did not run.
+    /// The contacts benchmarks did not run (`--chat-only`, `--billing-only`).
     pub chat_only: bool,
     pub chat: Option<ChatFigures>,
+    pub billing: Option<BillingFigures>,
 }
 
 struct Row {
@@ -308,6 +310,12 @@ impl Results {
             }
             out.push_str(&chat.table());
         }
+        if let Some(billing) = &self.billing {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&billing.table());
+        }
         if let Some(e) = &self.error
             && self.chat_only
         {
@@ -364,6 +372,39 @@ impl Results {
             );
         }
         section
+    }
+
+    /// The report's billing section (empty if it did not run).
+    pub fn billing_section(&self) -> String {
+        let Some(billing) = &self.billing else {
+            return String::new();
+        };
+        let m = &self.machine;
+        let run = format!(
+            "Measured {} on {} cores ({}), {:.0} GiB memory, Linux {}, ClickHouse {}; \
+             `target/release/parley-bench` at {}.{}",
+            m.date,
+            m.cores,
+            m.cpu,
+            m.memory_gib,
+            m.kernel,
+            m.clickhouse,
+            m.commit,
+            if self.chat_only {
+                " A partial run: the rest of this report is from earlier runs."
+            } else {
+                ""
+            }
+        );
+        let command = if self.chat_only {
+            self.command.clone()
+        } else {
+            format!(
+                "{}   # or, the billing report alone: scripts/bench --billing-only",
+                self.command
+            )
+        };
+        billing.section(&run, &command, m.cores)
     }
 
     fn contacts_table(&self) -> String {
@@ -433,6 +474,11 @@ impl Results {
         self.details(&mut out);
         out.push('\n');
         out.push_str(&self.chat_section());
+        let billing = self.billing_section();
+        if !billing.is_empty() {
+            out.push('\n');
+            out.push_str(&billing);
+        }
         let notes: Vec<String> = self
             .notes
             .iter()

@@ -1,9 +1,12 @@
 //! Database entities shared by the API, the analytics shipper and the migrations.
 
 pub mod analytics_outbox;
+pub mod api_call;
 pub mod api_key;
 pub mod assistant_settings;
 pub mod attribute;
+pub mod campaign;
+pub mod campaign_recipient;
 pub mod chat;
 pub mod chat_event;
 pub mod contact;
@@ -26,10 +29,12 @@ pub mod pricing_conversation;
 pub mod pricing_era;
 pub mod project;
 pub mod rate_card;
+pub mod reached_user;
 pub mod segment;
 pub mod subscription;
 pub mod tag;
 pub mod template;
+pub mod tracked_link;
 pub mod user;
 pub mod wallet;
 pub mod wallet_entry;
@@ -38,9 +43,12 @@ pub mod whatsapp_account;
 
 pub mod prelude {
     pub use super::analytics_outbox::Entity as AnalyticsOutbox;
+    pub use super::api_call::Entity as ApiCall;
     pub use super::api_key::Entity as ApiKey;
     pub use super::assistant_settings::Entity as AssistantSettings;
     pub use super::attribute::Entity as Attribute;
+    pub use super::campaign::Entity as Campaign;
+    pub use super::campaign_recipient::Entity as CampaignRecipient;
     pub use super::chat::Entity as Chat;
     pub use super::chat_event::Entity as ChatEvent;
     pub use super::contact::Entity as Contact;
@@ -63,10 +71,12 @@ pub mod prelude {
     pub use super::pricing_era::Entity as PricingEra;
     pub use super::project::Entity as Project;
     pub use super::rate_card::Entity as RateCard;
+    pub use super::reached_user::Entity as ReachedUser;
     pub use super::segment::Entity as Segment;
     pub use super::subscription::Entity as Subscription;
     pub use super::tag::Entity as Tag;
     pub use super::template::Entity as Template;
+    pub use super::tracked_link::Entity as TrackedLink;
     pub use super::user::Entity as User;
     pub use super::wallet::Entity as Wallet;
     pub use super::wallet_entry::Entity as WalletEntry;

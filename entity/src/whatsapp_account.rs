@@ -18,6 +18,11 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub app_secret: Option<String>,
     pub verify_token: Option<String>,
+    /// Unique users business-initiated messages may reach per rolling 24 hours (Meta's
+    /// messaging limit tier: 250, 2,000, 10,000, 100,000); `None` for unlimited.
+    pub messaging_limit: Option<i32>,
+    /// Messages per second the number may send (80 by default, up to 1,000).
+    pub throughput_per_second: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

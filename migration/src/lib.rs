@@ -13,6 +13,7 @@ mod m20261126_000007_whatsapp;
 mod m20261126_000008_template_category_time;
 mod m20261126_000009_live_chat;
 mod m20261126_000010_billing;
+mod m20261126_000011_campaigns;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_template_category_time::Migration),
             Box::new(m20261126_000009_live_chat::Migration),
             Box::new(m20261126_000010_billing::Migration),
+            Box::new(m20261126_000011_campaigns::Migration),
         ]
     }
 }

@@ -191,7 +191,7 @@ const ERAS: &[(&str, &str, &str, i32, bool, bool)] = &[
 ];
 
 /// The illustrative rate card (`fixtures/rate-cards.csv`), so that a new installation can
-/// price messages; operators replace it with `importRateCard`.
+/// price messages; operators replace it with `parley import-rate-card FILE`.
 const RATE_CARD: &str = include_str!("rate_card_seed.csv");
 
 /// Plan prices per interval and currency (micros).

@@ -821,3 +821,202 @@ async fn conversations_are_priced_from_the_database_across_the_november_2024_bou
     // 100 − 0.7265 − 0.3082 − 0.7846 − 0.115
     assert_eq!(b.wallet().await["balance"], "98.0657");
 }
+
+#[tokio::test]
+async fn finance_reads_usage_the_statement_and_the_reconciliation_from_clickhouse() {
+    let b = Billing::start("Reports", "10").await;
+    let template = b.marketing_template().await;
+    let asha = b.contact("Asha", "+919812345678").await;
+    let sam = b.contact("Sam", "+14155550123").await;
+    b.graph
+        .queue_message_ids(&["wamid.HBgMOTE5ODEyMzQ1Njc4FQIAERgSQ0FNUEFJR04wMDAwMDAwMDAxAA=="]);
+    b.send_template(&asha, &template).await.data();
+    b.send_template(&sam, &template).await.data();
+    b.graph.fail_next(
+        "/messages",
+        400,
+        meta_error(131026, "Message undeliverable"),
+    );
+    b.send_template(&asha, &template)
+        .await
+        .expect_error("PROVIDER_REJECTED");
+    // Meta prices Asha's first message as we did.
+    let body = parley_tests::whatsapp::fixture("status-delivered-pmp.json");
+    assert_eq!(b.app.post_webhook(&body).await, StatusCode::OK);
+    b.app.webhooks_settled().await;
+
+    let (finance, _) = b.app.add_member(&b.owner, "FINANCE").await;
+    let now = b.clock.now();
+    let range = json!({
+        "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "to": (now + chrono::Duration::days(1)).to_rfc3339(),
+    });
+    let usage = "query($from: DateTime!, $to: DateTime!) { usageReport(from: $from, to: $to) { \
+         rows { model category country currency messages billableMessages freeMessages amount } csv } }";
+    let report = |query: &'static str| {
+        let app = &b.app;
+        let finance = &finance;
+        let range = range.clone();
+        async move { app.gql(query).as_member(finance).vars(range).data().await }
+    };
+    // Events reach ClickHouse within a second or so.
+    eventually(Duration::from_secs(15), "the usage report", || async {
+        let rows = report(usage).await["usageReport"]["rows"].clone();
+        rows.as_array().is_some_and(|r| r.len() == 2)
+    })
+    .await;
+    let data = report(usage).await;
+    assert_eq!(
+        data["usageReport"]["rows"],
+        json!([
+            { "model": "PER_MESSAGE", "category": "MARKETING", "country": "IN", "currency": "INR",
+              "messages": 1, "billableMessages": 1, "freeMessages": 0, "amount": "0.8631" },
+            // 0.025 USD at 83 INR per USD.
+            { "model": "PER_MESSAGE", "category": "MARKETING", "country": "US", "currency": "INR",
+              "messages": 1, "billableMessages": 1, "freeMessages": 0, "amount": "2.075" },
+        ]),
+        "the refunded message nets out"
+    );
+    let csv = data["usageReport"]["csv"].as_str().unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains("2.075"), "{csv}");
+
+    let statement = report(
+        "query($from: DateTime!, $to: DateTime!) { walletStatement(from: $from, to: $to) { \
+         currency openingBalance closingBalance totals { kind entries amount } entries { seq kind amount balanceAfter } } }",
+    )
+    .await;
+    let statement = &statement["walletStatement"];
+    assert_eq!(statement["currency"], "INR");
+    assert_eq!(statement["openingBalance"], "0");
+    // 10 − 0.8631 − 2.075 (the refunded charge came back).
+    assert_eq!(statement["closingBalance"], "7.0619");
+    assert_eq!(
+        statement["totals"],
+        json!([
+            { "kind": "CHARGE", "entries": 3, "amount": "-3.8012" },
+            { "kind": "REFUND", "entries": 1, "amount": "0.8631" },
+            { "kind": "TRIAL_CREDIT", "entries": 1, "amount": "10" },
+        ])
+    );
+    assert_eq!(statement["entries"].as_array().unwrap().len(), 5);
+
+    let reconciliation = report(
+        "query($from: DateTime!, $to: DateTime!) { pricingReconciliation(from: $from, to: $to) { \
+         rows { outcome messages amount } differences { outcome category metaCategory } } }",
+    )
+    .await;
+    assert_eq!(
+        reconciliation["pricingReconciliation"]["rows"],
+        json!([
+            { "outcome": "MATCH", "messages": 1, "amount": "0.8631" },
+            { "outcome": "NOT_PRICED_BY_META", "messages": 1, "amount": "2.075" },
+        ])
+    );
+    assert_eq!(
+        reconciliation["pricingReconciliation"]["differences"],
+        json!([{ "outcome": "NOT_PRICED_BY_META", "category": "MARKETING", "metaCategory": null }])
+    );
+
+    // Agents do not read finance reports.
+    let (agent, _) = b.app.add_member(&b.owner, "AGENT").await;
+    b.app
+        .gql(usage)
+        .as_member(&agent)
+        .vars(range.clone())
+        .send()
+        .await
+        .expect_error("FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_new_rate_card_replaces_the_old_one_whole_or_not_at_all() {
+    use parley_api::billing::book::{ImportError, import};
+    let b = Billing::start("Cards", "10").await;
+    let state = &b.app.app.state;
+    let bad = b"era,effective_from,country,category,currency,price\n\
+        pmp_2025,2025-07-01,IN,marketing,INR,0.9000\n\
+        pmp_2025,2025-07-01,IN,marketing,INR,abc\n";
+    match import(state, bad).await {
+        Err(ImportError::Problems(problems)) => {
+            let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
+            assert!(codes.contains(&"BAD_PRICE"), "{codes:?}");
+        }
+        _ => panic!("a bad card is refused"),
+    }
+    let price = || async {
+        let rates = b
+            .data("{ rateCard { country category price } }", json!({}))
+            .await;
+        rates["rateCard"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["country"] == "IN" && r["category"] == "MARKETING")
+            .map(|r| r["price"].clone())
+    };
+    assert_eq!(
+        price().await,
+        Some(json!("0.8631")),
+        "nothing of the bad card applied"
+    );
+    let good = b"era,effective_from,country,category,currency,price\n\
+        pmp_2025,2025-07-01,IN,marketing,INR,0.9000\n\
+        pmp_2025,2025-07-01,IN,utility,INR,0.1200\n";
+    assert!(matches!(import(state, good).await, Ok(2)));
+    assert_eq!(price().await, Some(json!("0.9")));
+    let template = b.marketing_template().await;
+    let asha = b.contact("Asha", "+919812345678").await;
+    let charge = charge_of(&b, b.send_template(&asha, &template).await).await;
+    assert_eq!(charge["amount"], "0.9");
+    // The US rows are gone with the old card: no price, no send.
+    let sam = b.contact("Sam", "+14155550123").await;
+    let refused = b.send_template(&sam, &template).await;
+    refused.expect_error("RATE_UNAVAILABLE");
+    assert_eq!(refused.body["errors"][0]["extensions"]["country"], "US");
+}
+
+#[tokio::test]
+async fn a_term_paid_during_a_running_one_starts_when_it_ends() {
+    let b = Billing::start("Renewal", "10").await;
+    let order = |plan: &'static str, interval: &'static str| {
+        let b = &b;
+        async move {
+            b.data(
+                "mutation($p: String!, $i: String!) { subscribe(plan: $p, interval: $i) { id } }",
+                json!({ "p": plan, "i": interval }),
+            )
+            .await["subscribe"]
+                .clone()
+        }
+    };
+    b.pay(&order("PRO", "MONTHLY").await).await;
+    let first = b.plan().await;
+    let next = b.pay(&order("BASIC", "YEARLY").await).await;
+    assert_eq!(
+        next["periodStart"], first["periodEnd"],
+        "it follows the paid term"
+    );
+    assert_eq!(
+        b.plan().await["plan"],
+        "PRO",
+        "the running term is untouched"
+    );
+
+    b.clock.advance(Duration::from_secs(32 * 24 * 3600));
+    eventually(Duration::from_secs(10), "the next term starts", || async {
+        b.plan().await["plan"] == "BASIC"
+    })
+    .await;
+    let plan = b.plan().await;
+    assert_eq!(plan["status"], "ACTIVE");
+    assert_eq!(plan["interval"], "YEARLY");
+    assert_eq!(plan["periodStart"], next["periodStart"]);
+    assert_eq!(plan["periodEnd"], next["periodEnd"]);
+    assert_eq!(b.project_plan().await, "BASIC");
+    assert_eq!(
+        b.wallet().await["balance"],
+        "10",
+        "credits stay while a plan runs"
+    );
+}

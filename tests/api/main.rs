@@ -4,6 +4,7 @@ mod accounts;
 mod analytics;
 mod api_keys;
 mod billing;
+mod campaigns;
 mod chat;
 mod contacts;
 mod embedded;

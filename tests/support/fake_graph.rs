@@ -44,6 +44,8 @@ pub struct FakeGraph {
 struct Shared {
     url: String,
     state: Mutex<FakeState>,
+    /// How long each answer takes (a slow Meta).
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 struct FakeState {
@@ -93,6 +95,7 @@ impl FakeGraph {
         let url = format!("http://{}", listener.local_addr().expect("a local address"));
         let shared = Arc::new(Shared {
             url: url.clone(),
+            delay_ms: Default::default(),
             state: Mutex::new(FakeState {
                 requests: Vec::new(),
                 scripted: Vec::new(),
@@ -132,6 +135,13 @@ impl FakeGraph {
 
     /// Queues a one-shot answer; queued answers are used in order, each by the first
     /// later request whose path contains `path_contains`.
+    /// Every answer from now on takes `ms` milliseconds (the request is recorded at once).
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.shared
+            .delay_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn fail_next(&self, path_contains: &str, status: u16, body: Value) {
         self.state().scripted.push(Scripted {
             path_contains: path_contains.to_owned(),
@@ -203,16 +213,23 @@ async fn handle(
             .map(str::to_owned),
         body,
     };
-    let mut state = shared.state.lock().expect("the fake's state");
-    state.requests.push(request.clone());
-    if let Some(scripted) = state.take_scripted(&request.path) {
-        return (scripted.status, Json(scripted.body)).into_response();
+    let response = {
+        let mut state = shared.state.lock().expect("the fake's state");
+        state.requests.push(request.clone());
+        if let Some(scripted) = state.take_scripted(&request.path) {
+            (scripted.status, Json(scripted.body)).into_response()
+        } else if method == Method::GET && request.path.starts_with("/samples/") {
+            ([(CONTENT_TYPE, "image/jpeg")], SAMPLE_JPEG).into_response()
+        } else {
+            let (status, body) = state.answer(&shared.url, &method, &request, &headers);
+            (status, Json(body)).into_response()
+        }
+    };
+    let delay = shared.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
-    if method == Method::GET && request.path.starts_with("/samples/") {
-        return ([(CONTENT_TYPE, "image/jpeg")], SAMPLE_JPEG).into_response();
-    }
-    let (status, body) = state.answer(&shared.url, &method, &request, &headers);
-    (status, Json(body)).into_response()
+    response
 }
 
 /// `n` of an upload session's path, `/{version}/upload:{n}`.

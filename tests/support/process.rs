@@ -38,9 +38,15 @@ pub struct ProcessNode {
 impl ProcessNode {
     /// Starts the binary on the shared services and waits until it serves.
     pub async fn start(shared: &Shared) -> Self {
+        Self::start_with(shared, &[]).await
+    }
+
+    /// The same, with more environment variables.
+    pub async fn start_with(shared: &Shared, env: &[(&str, String)]) -> Self {
         let port = free_port();
         let data_dir = tempfile::tempdir().unwrap();
         let child = Command::new(server_binary())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(data_dir.path())
             .env("PARLEY_PORT", port.to_string())
             .env("PARLEY_DATA_DIR", data_dir.path())

@@ -21,7 +21,7 @@ async fn migrations_are_idempotent() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![(1, 1)],
+        vec![(1, 1), (2, 1), (3, 1)],
         "each migration recorded exactly once"
     );
 

@@ -8,7 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
-use parley_analytics::{AnalyticsStore, ClickHouseStore, Event, EventCount};
+use parley_analytics::{
+    AnalyticsStore, CampaignCost, ClickHouseStore, Event, EventCount, Granularity,
+    PricingDifference, ReconciliationRow, UsageRow, WalletStatement,
+};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use uuid::Uuid;
 
@@ -201,5 +204,58 @@ impl AnalyticsStore for SpyStore {
 
     async fn total_events(&self, project_id: Uuid) -> anyhow::Result<u64> {
         self.inner.total_events(project_id).await
+    }
+
+    async fn usage_report(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        self.inner
+            .usage_report(project_id, from, to, granularity)
+            .await
+    }
+
+    async fn campaign_costs(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<CampaignCost>> {
+        self.inner.campaign_costs(project_id, from, to).await
+    }
+
+    async fn wallet_statement(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<WalletStatement> {
+        self.inner.wallet_statement(project_id, from, to).await
+    }
+
+    async fn pricing_reconciliation(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<ReconciliationRow>> {
+        self.inner
+            .pricing_reconciliation(project_id, from, to)
+            .await
+    }
+
+    async fn pricing_differences(
+        &self,
+        project_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<PricingDifference>> {
+        self.inner
+            .pricing_differences(project_id, from, to, limit)
+            .await
     }
 }

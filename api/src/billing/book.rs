@@ -159,12 +159,23 @@ pub fn in_currency(
     out
 }
 
+/// Replaces the rate card with a CSV file and forgets this node's cached books (other
+/// nodes see it within 30 seconds).
+pub async fn import(state: &AppState, csv: &[u8]) -> Result<usize, ImportError> {
+    let rows = import_into(&state.db, csv).await?;
+    state.price_books.invalidate();
+    Ok(rows)
+}
+
 /// Replaces the rate card with a CSV file (`era,effective_from,country,category,currency,
 /// price`), all or nothing. Returns the number of rows.
-pub async fn import(state: &AppState, csv: &[u8]) -> Result<usize, ImportError> {
-    let eras = eras(&state.db).await?;
+pub async fn import_into(
+    db: &sea_orm::DatabaseConnection,
+    csv: &[u8],
+) -> Result<usize, ImportError> {
+    let eras = eras(db).await?;
     let rows = parse_rate_card_csv_for(csv, &eras).map_err(ImportError::Problems)?;
-    let txn = state.db.begin().await?;
+    let txn = db.begin().await?;
     rate_card::Entity::delete_many().exec(&txn).await?;
     for chunk in rows.chunks(500) {
         rate_card::Entity::insert_many(chunk.iter().map(|r| rate_card::ActiveModel {
@@ -179,13 +190,28 @@ pub async fn import(state: &AppState, csv: &[u8]) -> Result<usize, ImportError> 
         .await?;
     }
     txn.commit().await?;
-    state.price_books.invalidate();
     Ok(rows.len())
 }
 
+#[derive(Debug)]
 pub enum ImportError {
     Problems(Vec<RateCardProblem>),
     App(AppError),
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Problems(problems) => {
+                writeln!(f, "the rate card was refused:")?;
+                for p in problems {
+                    writeln!(f, "  line {}: {} {}", p.line, p.code.as_str(), p.message)?;
+                }
+                Ok(())
+            }
+            Self::App(err) => write!(f, "{err}"),
+        }
+    }
 }
 
 impl From<AppError> for ImportError {

@@ -7,6 +7,7 @@ pub mod charges;
 pub mod graphql;
 pub mod plans;
 pub mod pricing;
+pub mod reports;
 pub mod sweeper;
 pub mod wallet;
 

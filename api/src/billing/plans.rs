@@ -698,3 +698,51 @@ pub async fn invoices<C: ConnectionTrait>(
         .all(conn)
         .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(plan: &str) -> project::Model {
+        project::Model {
+            id: Uuid::nil(),
+            name: "P".into(),
+            owner_id: Uuid::nil(),
+            plan: plan.into(),
+            default_country: "IN".into(),
+            currency: "INR".into(),
+            archived_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn pro_features_are_refused_on_other_plans_with_the_plan_needed() {
+        for feature in [Feature::Scheduling, Feature::ClickTracking] {
+            assert!(require(&project(PRO), feature).is_ok());
+            for plan in [BASIC, FREE_TRIAL] {
+                let err = require(&project(plan), feature).unwrap_err();
+                assert_eq!(err.code(), ErrorCode::PlanUpgradeRequired);
+                let AppError::RefusedWith { details, .. } = err else {
+                    panic!("figures expected");
+                };
+                assert_eq!(details["requiredPlan"], "PRO");
+                assert_eq!(details["plan"], plan);
+            }
+        }
+    }
+
+    #[test]
+    fn terms_run_a_calendar_month_or_year() {
+        let start = "2026-01-31T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            term_end(start, MONTHLY),
+            "2026-02-28T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            term_end(start, YEARLY),
+            "2027-01-31T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+}

@@ -3,6 +3,7 @@
 pub mod http;
 pub mod loaders;
 pub mod relay;
+pub mod revocations;
 pub mod shared;
 pub mod types;
 pub mod ws;
@@ -13,7 +14,11 @@ use crate::{
     accounts::graphql::{AccountsMutation, AccountsQuery},
     agents::graphql::{AgentsMutation, AgentsQuery},
     auth::{RequestAuth, Scope},
-    billing::graphql::{BillingMutation, BillingQuery, BillingSubscription},
+    billing::{
+        graphql::{BillingMutation, BillingQuery, BillingSubscription},
+        reports::BillingReportsQuery,
+    },
+    campaigns::graphql::{CampaignsMutation, CampaignsQuery, CampaignsSubscription},
     chat::graphql::{ChatMutation, ChatQuery, ChatSubscription, MessageLoader},
     config::GraphqlSettings,
     contacts::{
@@ -43,6 +48,8 @@ pub struct Query(
     MessagesQuery,
     ChatQuery,
     BillingQuery,
+    BillingReportsQuery,
+    CampaignsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -57,6 +64,7 @@ pub struct Mutation(
     MessagesMutation,
     ChatMutation,
     BillingMutation,
+    CampaignsMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -66,6 +74,7 @@ pub struct Subscription(
     MessagesSubscription,
     ChatSubscription,
     BillingSubscription,
+    CampaignsSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -53,10 +53,36 @@ pub struct SendRequest {
     pub reply_to: Option<Uuid>,
 }
 
+/// A campaign's send: its message id is chosen by the dispatcher and written on the
+/// recipient in the transaction that records the message, before Meta is called.
+#[derive(Clone, Copy, Debug)]
+pub struct CampaignSend {
+    pub campaign_id: Uuid,
+    pub message_id: Uuid,
+}
+
 pub async fn send(
     state: &AppState,
     scope: &Scope,
     request: SendRequest,
+) -> AppResult<message::Model> {
+    send_inner(state, scope, request, None).await
+}
+
+pub async fn send_for_campaign(
+    state: &AppState,
+    scope: &Scope,
+    request: SendRequest,
+    campaign: CampaignSend,
+) -> AppResult<message::Model> {
+    send_inner(state, scope, request, Some(campaign)).await
+}
+
+async fn send_inner(
+    state: &AppState,
+    scope: &Scope,
+    request: SendRequest,
+    campaign: Option<CampaignSend>,
 ) -> AppResult<message::Model> {
     let contact = contacts::find(state, scope, request.contact_id).await?;
     chat::listing::ensure_may_use(state, scope, &contact).await?;
@@ -146,7 +172,7 @@ pub async fn send(
     };
     let project = crate::projects::service::current(state, scope).await?;
     let txn = state.db.begin().await?;
-    let message_id = Uuid::now_v7();
+    let message_id = campaign.map_or_else(Uuid::now_v7, |c| c.message_id);
     // Priced and paid before Meta is called: a send the wallet cannot pay is refused here.
     let charged = charges::charge(
         &txn,
@@ -158,7 +184,7 @@ pub async fn send(
             message_id,
             kind: priced_as,
             at: now,
-            campaign_id: None,
+            campaign_id: campaign.map(|c| c.campaign_id),
         },
     )
     .await?;
@@ -190,6 +216,13 @@ pub async fn send(
     }
     .insert(&txn)
     .await?;
+    if template_id.is_some() {
+        // Business-initiated: counts toward the messaging limit.
+        crate::campaigns::limits::record_reached(&txn, scope.project_id, contact.id, now).await?;
+    }
+    if let Some(campaign) = campaign {
+        crate::campaigns::tracking::attach_message(&txn, campaign, contact.id).await?;
+    }
     txn.commit().await?;
     let mut wallet_entries: Vec<_> = charged.entry.into_iter().collect();
     let outbound = OutboundMessage {

@@ -52,7 +52,7 @@ const META_STATUSES: &[&str] = &[
 const MAX_SYNC_PAGES: usize = 100;
 
 /// A parameter value as given: a literal or a `$Placeholder`, with a fallback.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ParameterInput {
     pub value: String,
     pub fallback: Option<String>,
@@ -664,6 +664,82 @@ pub async fn render_for_contact(
         name: model.name,
         language: model.language,
     })
+}
+
+/// Checks a template's values before a campaign sends it to many contacts: the count, that
+/// each placeholder names a built-in (`$Name`, `$FirstName`, `$LastName`, `$Phone`) or an
+/// attribute of the project, that literals are not empty, and the header media link.
+pub async fn check_parameters(
+    state: &AppState,
+    scope: &Scope,
+    model: &template::Model,
+    parameters: &[ParameterInput],
+    header_media_link: Option<&str>,
+) -> AppResult<()> {
+    let components = components_of(model)?;
+    let format = format_of(&model.parameter_format);
+    let slots = meta_shape::slots(&components, format);
+    let wanted =
+        usize::from(slots.header_text.is_some()) + slots.body.len() + slots.url_buttons.len();
+    if parameters.len() != wanted {
+        return Err(AppError::bad_input(
+            "parameters",
+            format!(
+                "{} takes {wanted} parameter values ({} header, {} body, {} URL button), \
+                 {} were given",
+                model.name,
+                usize::from(slots.header_text.is_some()),
+                slots.body.len(),
+                slots.url_buttons.len(),
+                parameters.len()
+            ),
+        ));
+    }
+    let known: std::collections::HashSet<String> = attribute::Entity::find()
+        .filter(attribute::Column::ProjectId.eq(scope.project_id))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|a| a.key_lower)
+        .collect();
+    for (index, parameter) in parameters.iter().enumerate() {
+        match render::parse(&parameter.value, parameter.fallback.as_deref()) {
+            render::ParamSource::Literal(text) if text.trim().is_empty() => {
+                return Err(AppError::bad_input(
+                    "parameters",
+                    format!(
+                        "parameter {} is empty, and WhatsApp refuses empty parameters",
+                        index + 1
+                    ),
+                ));
+            }
+            render::ParamSource::Literal(_) => {}
+            render::ParamSource::Placeholder { key, .. } => {
+                let key = key.to_lowercase();
+                let builtin = matches!(key.as_str(), "name" | "firstname" | "lastname" | "phone");
+                if !builtin && !known.contains(&key) {
+                    return Err(AppError::bad_input(
+                        "parameters",
+                        format!(
+                            "parameter {}: ${key} is neither a contact field nor an attribute of the project",
+                            index + 1
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let (Some(format), None) = (slots.header_media, header_media_link) {
+        return Err(AppError::bad_input(
+            "headerMediaLink",
+            format!(
+                "{} has a {} header: give the link of the media to send",
+                model.name,
+                header_name(format)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn header_name(format: HeaderFormat) -> &'static str {

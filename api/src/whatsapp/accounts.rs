@@ -56,6 +56,8 @@ pub async fn for_project<C: ConnectionTrait>(
         access_token: Set(None),
         app_secret: Set(None),
         verify_token: Set(None),
+        messaging_limit: Set(None),
+        throughput_per_second: Set(80),
         created_at: Set(now),
         updated_at: Set(now),
     };

@@ -44,6 +44,8 @@ pub struct Outcome {
     pub templates: Vec<parley_entity::template::Model>,
     /// Wallet changes (refunds of failed messages), to announce once committed.
     pub wallet_entries: Vec<parley_entity::wallet_entry::Model>,
+    /// Campaigns whose recipients changed, to announce once committed.
+    pub campaigns: Vec<Uuid>,
 }
 
 pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResult<Outcome> {
@@ -55,6 +57,7 @@ pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResul
         replies: Vec::new(),
         templates: Vec::new(),
         wallet_entries: Vec::new(),
+        campaigns: Vec::new(),
     };
     let notification: Notification = match serde_json::from_str(&event.body) {
         Ok(n) => n,
@@ -216,6 +219,10 @@ async fn apply_messages(
             parsed.timestamp,
         )
         .await?;
+        outcome.campaigns.extend(
+            crate::campaigns::tracking::on_inbound(txn, project_id, contact.id, parsed.timestamp)
+                .await?,
+        );
         let now = state.settings.clock.now();
         let recorded = chat::service::on_message(txn, &contact, &stored, true, now).await?;
         // A state change here is the chat reopening: the assistant acts on the new state.
@@ -249,6 +256,9 @@ async fn apply_messages(
         {
             let now = state.settings.clock.now();
             billing::charges::record_meta_pricing(txn, &changed).await?;
+            outcome
+                .campaigns
+                .extend(crate::campaigns::tracking::on_message_status(txn, &changed).await?);
             if changed.status == store::FAILED {
                 outcome
                     .wallet_entries

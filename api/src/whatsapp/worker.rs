@@ -150,6 +150,12 @@ async fn finish(
 async fn publish(state: &AppState, outcome: Outcome) {
     chat::events::publish(state, outcome.chat_events).await;
     crate::billing::alerts::publish(state, &outcome.wallet_entries).await;
+    let mut campaigns = outcome.campaigns.clone();
+    campaigns.sort();
+    campaigns.dedup();
+    for campaign_id in campaigns {
+        crate::campaigns::progress::publish(state, campaign_id).await;
+    }
     for template in outcome.templates {
         events::publish(
             state,
