@@ -311,6 +311,47 @@ async fn a_broadcast_reaches_each_recipient_once_and_tracks_what_happened() {
         "{csv}"
     );
 
+    // Retargeting: delivered but not read (Ravi), with a broadcast tag for those reached.
+    let tag = s
+        .data(
+            "mutation { createTag(input: { name: \"Diwali follow-up\" }) { id } }",
+            json!({}),
+        )
+        .await["createTag"]["id"]
+        .clone();
+    let follow_up = s
+        .data(
+            "mutation($input: CreateBroadcastInput!) { createBroadcast(input: $input) { id recipientsCount } }",
+            json!({ "input": {
+                "name": "Diwali follow-up",
+                "templateId": s.template,
+                "parameters": [{ "value": "$FirstName", "fallback": "friend" }],
+                "audience": { "filter": { "and": [
+                    { "campaign": { "campaignId": id, "outcome": "DELIVERED" } },
+                    { "not": { "campaign": { "campaignId": id, "outcome": "READ" } } },
+                ] } },
+                "broadcastTagId": tag,
+                "sendNow": true,
+            }}),
+        )
+        .await["createBroadcast"]
+        .clone();
+    assert_eq!(follow_up["recipientsCount"], 1);
+    s.until_status(&follow_up["id"], "COMPLETED").await;
+    let reached = s.recipients(&follow_up["id"], Some("SENT")).await;
+    assert_eq!(reached.len(), 1);
+    assert_eq!(reached[0]["contactId"], ravi.as_str());
+    let tagged = s
+        .data(
+            "query($id: ID!) { contact(id: $id) { tags { name } } }",
+            json!({ "id": ravi }),
+        )
+        .await;
+    assert_eq!(
+        tagged["contact"]["tags"],
+        json!([{ "name": "Diwali follow-up" }])
+    );
+
     // Retrying failed recipients sends Meera one more message, and only her.
     let before = s.sent_bodies().len();
     let retried = s

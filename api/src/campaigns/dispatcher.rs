@@ -345,6 +345,9 @@ async fn try_send(
     };
     match send::send_for_campaign(state, scope, request, campaign).await {
         Ok(sent) => {
+            if let Some(tag_id) = found.broadcast_tag_id {
+                tag_reached(state, found, contact_id, tag_id, now).await?;
+            }
             finish(
                 state,
                 found.id,
@@ -419,6 +422,35 @@ async fn try_send(
             Ok(Outcome::Done)
         }
     }
+}
+
+/// The broadcast's tag on a contact it reached (kept if the contact has it already).
+async fn tag_reached(
+    state: &AppState,
+    found: &campaign::Model,
+    contact_id: Uuid,
+    tag_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    use sea_orm::{ActiveValue::Set, sea_query::OnConflict};
+    parley_entity::contact_tag::Entity::insert(parley_entity::contact_tag::ActiveModel {
+        contact_id: Set(contact_id),
+        tag_id: Set(tag_id),
+        project_id: Set(found.project_id),
+        added_at: Set(now),
+        added_by: Set(found.created_by),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            parley_entity::contact_tag::Column::ContactId,
+            parley_entity::contact_tag::Column::TagId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(&state.db)
+    .await?;
+    Ok(())
 }
 
 enum Finish {

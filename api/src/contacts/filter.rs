@@ -49,6 +49,34 @@ pub struct ContactFilter {
     /// The contacts of a saved segment (its filter as it is when used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<Uuid>,
+    /// Retargeting: the contacts with an outcome in a campaign ("read but not replied" is
+    /// this and a `not` of another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignCondition>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignCondition {
+    pub campaign_id: Uuid,
+    pub outcome: CampaignOutcome,
+}
+
+/// Where a recipient got to in a campaign.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CampaignOutcome {
+    /// In the audience, whatever happened.
+    Recipient,
+    /// The message left (delivered and read included).
+    Sent,
+    /// Delivered or read.
+    Delivered,
+    Read,
+    Replied,
+    Clicked,
+    Failed,
+    Skipped,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -200,6 +228,9 @@ impl ContactFilter {
                     .add(contact::Column::LastActiveAt.lte(since)),
             });
         }
+        if let Some(campaign) = &self.campaign {
+            all = all.add(Expr::exists(campaign_outcome(campaign)));
+        }
         if let Some(text) = self
             .search
             .as_deref()
@@ -225,6 +256,43 @@ fn contains(column: impl IntoColumnRef, text: &str) -> SimpleExpr {
         .replace('_', "\\_");
     Expr::expr(Func::lower(Expr::col(column)))
         .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+fn campaign_outcome(condition: &CampaignCondition) -> sea_orm::sea_query::SelectStatement {
+    use parley_entity::campaign_recipient::{Column, Entity};
+    let mut sub = Query::select();
+    sub.expr(Expr::val(1))
+        .from(Entity)
+        .and_where(
+            Expr::col((Entity, Column::ContactId)).equals((contact::Entity, contact::Column::Id)),
+        )
+        .and_where(Column::CampaignId.eq(condition.campaign_id));
+    let sent = ["SENT", "DELIVERED", "READ"];
+    match condition.outcome {
+        CampaignOutcome::Recipient => {}
+        CampaignOutcome::Sent => {
+            sub.and_where(Column::Status.is_in(sent));
+        }
+        CampaignOutcome::Delivered => {
+            sub.and_where(Column::Status.is_in(["DELIVERED", "READ"]));
+        }
+        CampaignOutcome::Read => {
+            sub.and_where(Column::Status.eq("READ"));
+        }
+        CampaignOutcome::Replied => {
+            sub.and_where(Column::RepliedAt.is_not_null());
+        }
+        CampaignOutcome::Clicked => {
+            sub.and_where(Column::ClickedAt.is_not_null());
+        }
+        CampaignOutcome::Failed => {
+            sub.and_where(Column::Status.eq("FAILED"));
+        }
+        CampaignOutcome::Skipped => {
+            sub.and_where(Column::Status.eq("SKIPPED"));
+        }
+    }
+    sub.to_owned()
 }
 
 fn tagged_with(tag_ids: &[Uuid]) -> sea_orm::sea_query::SelectStatement {

@@ -436,6 +436,46 @@ pub struct ContactFilterInput {
     pub search: Option<String>,
     /// The contacts of a saved segment.
     pub segment_id: Option<ID>,
+    /// Retargeting: the contacts with this outcome in a campaign.
+    pub campaign: Option<CampaignConditionInput>,
+}
+
+#[derive(InputObject)]
+pub struct CampaignConditionInput {
+    pub campaign_id: ID,
+    pub outcome: CampaignOutcomeValue,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "CampaignOutcome")]
+pub enum CampaignOutcomeValue {
+    /// In the audience, whatever happened.
+    Recipient,
+    /// The message left (delivered and read included).
+    Sent,
+    /// Delivered or read.
+    Delivered,
+    Read,
+    Replied,
+    Clicked,
+    Failed,
+    Skipped,
+}
+
+impl From<CampaignOutcomeValue> for crate::contacts::filter::CampaignOutcome {
+    fn from(v: CampaignOutcomeValue) -> Self {
+        use crate::contacts::filter::CampaignOutcome as O;
+        match v {
+            CampaignOutcomeValue::Recipient => O::Recipient,
+            CampaignOutcomeValue::Sent => O::Sent,
+            CampaignOutcomeValue::Delivered => O::Delivered,
+            CampaignOutcomeValue::Read => O::Read,
+            CampaignOutcomeValue::Replied => O::Replied,
+            CampaignOutcomeValue::Clicked => O::Clicked,
+            CampaignOutcomeValue::Failed => O::Failed,
+            CampaignOutcomeValue::Skipped => O::Skipped,
+        }
+    }
 }
 
 #[derive(InputObject)]
@@ -541,6 +581,15 @@ impl TryFrom<ContactFilterInput> for ContactFilter {
             segment: input
                 .segment_id
                 .map(|id| parse_id("segmentId", &id))
+                .transpose()?,
+            campaign: input
+                .campaign
+                .map(|c| -> Result<_, AppError> {
+                    Ok(crate::contacts::filter::CampaignCondition {
+                        campaign_id: parse_id("campaign.campaignId", &c.campaign_id)?,
+                        outcome: c.outcome.into(),
+                    })
+                })
                 .transpose()?,
         })
     }
