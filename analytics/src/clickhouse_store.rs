@@ -325,4 +325,16 @@ impl AnalyticsStore for ClickHouseStore {
     ) -> anyhow::Result<Vec<PricingDifference>> {
         self.billing_differences(project_id, from, to, limit).await
     }
+
+    async fn campaign_timeline(
+        &self,
+        project_id: Uuid,
+        campaign_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: crate::campaigns::Bucket,
+    ) -> anyhow::Result<Vec<crate::campaigns::TimelineRow>> {
+        self.campaign_timeline_impl(project_id, campaign_id, from, to, bucket)
+            .await
+    }
 }

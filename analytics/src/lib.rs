@@ -12,6 +12,7 @@
 pub mod billing;
 pub mod billing_csv;
 mod clickhouse_billing;
+pub mod campaigns;
 pub mod clickhouse_store;
 mod clickhouse_usage;
 mod embedded_billing;

@@ -95,6 +95,17 @@ pub trait AnalyticsStore: Send + Sync {
         to: DateTime<Utc>,
         limit: u32,
     ) -> anyhow::Result<Vec<PricingDifference>>;
+
+    /// Campaign events per bucket and kind (`campaign.sent`, `campaign.delivered`, ...) of
+    /// one campaign, `from <= occurred_at < to`, sorted by period then kind.
+    async fn campaign_timeline(
+        &self,
+        project_id: Uuid,
+        campaign_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: crate::campaigns::Bucket,
+    ) -> anyhow::Result<Vec<crate::campaigns::TimelineRow>>;
 }
 
 /// `dt` as whole seconds since the epoch, clamped to ClickHouse `DateTime`'s range.

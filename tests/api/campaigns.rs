@@ -311,6 +311,39 @@ async fn a_broadcast_reaches_each_recipient_once_and_tracks_what_happened() {
         "{csv}"
     );
 
+    // Rates, failure groups, and the timeline from the analytics store.
+    let analytics = "query($id: ID!) { campaign(id: $id) { rates { delivered read replied failed } \
+         failuresByGroup { group count } timeline(bucket: DAY) { sent delivered read replied failed skipped } } }";
+    let sums = |timeline: &Value| {
+        let mut sum = json!({ "sent": 0, "delivered": 0, "read": 0, "replied": 0, "failed": 0, "skipped": 0 });
+        for point in timeline.as_array().unwrap() {
+            for key in ["sent", "delivered", "read", "replied", "failed", "skipped"] {
+                sum[key] = json!(sum[key].as_i64().unwrap() + point[key].as_i64().unwrap());
+            }
+        }
+        sum
+    };
+    eventually(Duration::from_secs(15), "the timeline", || async {
+        let found = s.data(analytics, json!({ "id": id })).await;
+        sums(&found["campaign"]["timeline"])["replied"] == 1
+    })
+    .await;
+    let found = s.data(analytics, json!({ "id": id })).await;
+    assert_eq!(
+        sums(&found["campaign"]["timeline"]),
+        // Asha's read implies delivered; skips at the snapshot are in the counts only.
+        json!({ "sent": 4, "delivered": 2, "read": 1, "replied": 1, "failed": 1, "skipped": 0 })
+    );
+    assert_eq!(
+        found["campaign"]["rates"],
+        // Of 3 sent (the failed one is not): 2 delivered, 1 read, 1 replied; 1 of 4 failed.
+        json!({ "delivered": 2.0 / 3.0, "read": 1.0 / 3.0, "replied": 1.0 / 3.0, "failed": 0.25 })
+    );
+    assert_eq!(
+        found["campaign"]["failuresByGroup"],
+        json!([{ "group": "LIMITED_BY_META", "count": 1 }])
+    );
+
     // Retargeting: delivered but not read (Ravi), with a broadcast tag for those reached.
     let tag = s
         .data(

@@ -258,4 +258,17 @@ impl AnalyticsStore for SpyStore {
             .pricing_differences(project_id, from, to, limit)
             .await
     }
+
+    async fn campaign_timeline(
+        &self,
+        project_id: Uuid,
+        campaign_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: parley_analytics::campaigns::Bucket,
+    ) -> anyhow::Result<Vec<parley_analytics::campaigns::TimelineRow>> {
+        self.inner
+            .campaign_timeline(project_id, campaign_id, from, to, bucket)
+            .await
+    }
 }

@@ -3,6 +3,7 @@
 
 mod billing;
 mod billing_data;
+mod campaigns;
 mod clickhouse;
 mod common;
 mod embedded;

@@ -83,6 +83,94 @@ impl Campaign {
             .await?
             .into())
     }
+    /// Shares of the messages sent (0 to 1): delivered, read, replied, clicked; failed is a
+    /// share of those attempted (sent and failed).
+    async fn rates(&self, ctx: &Context<'_>) -> Result<CampaignRates> {
+        let c = progress::counts(&app_state(ctx).db, self.0.id).await?;
+        let share = |n: i64, of: i64| if of > 0 { n as f64 / of as f64 } else { 0.0 };
+        Ok(CampaignRates {
+            delivered: share(c.delivered, c.sent),
+            read: share(c.read, c.sent),
+            replied: share(c.replied, c.sent),
+            clicked: share(c.clicked, c.sent),
+            failed: share(c.failed, c.sent + c.failed),
+        })
+    }
+    /// Failed recipients per group (`LIMITED_BY_META`, `UNDELIVERABLE`, `OUTSIDE_WINDOW`,
+    /// `TEMPLATE_PAUSED`, `OTHER`).
+    async fn failures_by_group(&self, ctx: &Context<'_>) -> Result<Vec<FailureGroupCount>> {
+        use sea_orm::{FromQueryResult, QuerySelect};
+        #[derive(FromQueryResult)]
+        struct Row {
+            failure_group: Option<String>,
+            n: i64,
+        }
+        let rows = campaign_recipient::Entity::find()
+            .select_only()
+            .column(campaign_recipient::Column::FailureGroup)
+            .column_as(
+                Expr::col(campaign_recipient::Column::ContactId).count(),
+                "n",
+            )
+            .filter(campaign_recipient::Column::CampaignId.eq(self.0.id))
+            .filter(campaign_recipient::Column::Status.eq(model::FAILED))
+            .group_by(campaign_recipient::Column::FailureGroup)
+            .into_model::<Row>()
+            .all(&app_state(ctx).db)
+            .await
+            .map_err(AppError::from)?;
+        let mut groups: Vec<FailureGroupCount> = rows
+            .into_iter()
+            .map(|r| FailureGroupCount {
+                group: r.failure_group.unwrap_or_else(|| "OTHER".into()),
+                count: r.n,
+            })
+            .collect();
+        groups.sort_by(|a, b| a.group.cmp(&b.group));
+        Ok(groups)
+    }
+    /// Recipients reaching each step per hour or day since the campaign started, from the
+    /// analytics store (events arrive within seconds).
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "TimelineBucket::Hour")] bucket: TimelineBucket,
+    ) -> Result<Vec<TimelinePoint>> {
+        let state = app_state(ctx);
+        let from = self.0.started_at.unwrap_or(self.0.created_at) - chrono::Duration::days(1);
+        let to = state.settings.clock.now() + chrono::Duration::days(4);
+        let bucket = match bucket {
+            TimelineBucket::Hour => parley_analytics::campaigns::Bucket::Hour,
+            TimelineBucket::Day => parley_analytics::campaigns::Bucket::Day,
+        };
+        let rows = state
+            .analytics
+            .campaign_timeline(self.0.project_id, self.0.id, from, to, bucket)
+            .await
+            .map_err(AppError::Unavailable)?;
+        let mut points: Vec<TimelinePoint> = Vec::new();
+        for row in rows {
+            if points.last().is_none_or(|p| p.period != row.period) {
+                points.push(TimelinePoint {
+                    period: row.period,
+                    ..TimelinePoint::default()
+                });
+            }
+            let point = points.last_mut().expect("a point was pushed");
+            let n = i64::try_from(row.count).unwrap_or(i64::MAX);
+            match row.kind.as_str() {
+                "campaign.sent" => point.sent += n,
+                "campaign.delivered" => point.delivered += n,
+                "campaign.read" => point.read += n,
+                "campaign.replied" => point.replied += n,
+                "campaign.clicked" => point.clicked += n,
+                "campaign.failed" => point.failed += n,
+                "campaign.skipped" => point.skipped += n,
+                _ => {}
+            }
+        }
+        Ok(points)
+    }
     /// The recipients behind the numbers, with status, times and failure reason.
     async fn recipients(
         &self,
@@ -142,6 +230,40 @@ fn recipients_select(
         };
     }
     select
+}
+
+#[derive(SimpleObject)]
+pub struct CampaignRates {
+    pub delivered: f64,
+    pub read: f64,
+    pub replied: f64,
+    pub clicked: f64,
+    pub failed: f64,
+}
+
+#[derive(SimpleObject)]
+pub struct FailureGroupCount {
+    pub group: String,
+    pub count: i64,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineBucket {
+    Hour,
+    Day,
+}
+
+/// Recipients reaching each step in one hour or day (UTC).
+#[derive(SimpleObject, Default)]
+pub struct TimelinePoint {
+    pub period: DateTime<Utc>,
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub replied: i64,
+    pub clicked: i64,
+    pub failed: i64,
+    pub skipped: i64,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
