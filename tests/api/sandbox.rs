@@ -219,3 +219,141 @@ async fn templates_are_not_sent_to_contacts_who_opted_out() {
         .await
         .expect_error("CONTACT_OPTED_OUT");
 }
+
+/// In the embedded default, a new user imports the sample contacts, broadcasts a
+/// sandbox-approved template to a segment and watches the analytics fill in live.
+#[tokio::test]
+async fn a_new_user_imports_contacts_and_broadcasts_to_a_segment_watching_it_live() {
+    let app = sandbox(0, 0).await;
+    let owner = app.sign_up("EmbeddedCampaign").await;
+    let template = approved_template(&app, &owner).await;
+    for tag in ["MBA", "Finance", "Marketing"] {
+        app.gql("mutation($n: String!) { createTag(input: { name: $n }) { id } }")
+            .as_member(&owner)
+            .vars(json!({ "n": tag }))
+            .data()
+            .await;
+    }
+    let csv = std::fs::read(format!(
+        "{}/../../shared/fixtures/contacts/contacts-sample.csv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let upload = app
+        .upload(
+            &owner,
+            "mutation($file: Upload!) { uploadContactImport(file: $file) { import { id } } }",
+            "contacts-sample.csv",
+            csv,
+        )
+        .await;
+    let import_id = upload.data()["uploadContactImport"]["import"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql("mutation($id: ID!, $mapping: [ColumnMappingInput!]!) { startContactImport(id: $id, mapping: $mapping) { id } }")
+        .as_member(&owner)
+        .vars(json!({ "id": import_id, "mapping": [
+            { "column": "Name", "field": "NAME" },
+            { "column": "Mobile Number", "field": "PHONE" },
+            { "column": "Tags", "field": "TAGS" },
+        ]}))
+        .data()
+        .await;
+    let job = app
+        .import_when_ended(
+            &owner,
+            "query($id: ID!) { contactImport(id: $id) { status added } }",
+            &import_id,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "COMPLETED");
+    assert_eq!(job["added"], 5);
+
+    let tags = app
+        .gql("{ tags { id name } }")
+        .as_member(&owner)
+        .data()
+        .await;
+    let mba = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "MBA")
+        .map(|t| t["id"].clone())
+        .unwrap();
+    let segment = app
+        .gql("mutation($f: ContactFilterInput!) { createSegment(name: \"MBA\", filter: $f) { id contactCount } }")
+        .as_member(&owner)
+        .vars(json!({ "f": { "tags": { "anyOf": [mba] } } }))
+        .data()
+        .await;
+    assert_eq!(segment["createSegment"]["contactCount"], 3);
+
+    let mut ws = WsClient::connect(&app.ws_url()).await;
+    ws.init(json!({ "authorization": format!("Bearer {}", owner.token), "projectId": owner.project_id }))
+        .await;
+    ws.subscribe(
+        "p",
+        "subscription { campaignProgress { status counts { sent delivered read } } }",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let created = app
+        .gql("mutation($input: CreateBroadcastInput!) { createBroadcast(input: $input) { id recipientsCount } }")
+        .as_member(&owner)
+        .vars(json!({ "input": {
+            "name": "MBA welcome",
+            "templateId": template,
+            "parameters": [{ "value": "$FirstName", "fallback": "there" }, { "value": "MBA10" }],
+            "audience": { "segmentId": segment["createSegment"]["id"] },
+            "sendNow": true,
+        }}))
+        .data()
+        .await;
+    assert_eq!(created["createBroadcast"]["recipientsCount"], 3);
+
+    // The sandbox plays back sent, delivered and read: the counts fill in live.
+    let mut seen_read = 0;
+    for _ in 0..200 {
+        match ws.next_within(Duration::from_secs(10)).await {
+            Some(Event::Message(m)) => {
+                seen_read = m["payload"]["data"]["campaignProgress"]["counts"]["read"]
+                    .as_i64()
+                    .unwrap_or(0);
+                if seen_read == 3 {
+                    break;
+                }
+            }
+            other => {
+                let id = created["createBroadcast"]["id"].clone();
+                let found = app
+                    .gql("query($id: ID!) { campaign(id: $id) { status counts { sent delivered read failed queued } recipients(first: 10) { edges { node { status messageId } } } } }")
+                    .as_member(&owner)
+                    .vars(json!({ "id": id }))
+                    .data()
+                    .await;
+                panic!("progress stopped at {seen_read} read: {other:?}; {found}")
+            }
+        }
+    }
+    assert_eq!(seen_read, 3);
+    let id = created["createBroadcast"]["id"].clone();
+    eventually(
+        Duration::from_secs(10),
+        "the analytics timeline",
+        || async {
+            let found = app
+                .gql("query($id: ID!) { campaign(id: $id) { status timeline { sent read } } }")
+                .as_member(&owner)
+                .vars(json!({ "id": id }))
+                .data()
+                .await;
+            let points = found["campaign"]["timeline"].as_array().unwrap().clone();
+            let read: i64 = points.iter().map(|p| p["read"].as_i64().unwrap()).sum();
+            found["campaign"]["status"] == "COMPLETED" && read == 3
+        },
+    )
+    .await;
+}

@@ -46,8 +46,14 @@ use crate::{
     whatsapp::accounts,
 };
 
-/// Sends in flight at once per campaign.
-const CONCURRENCY: usize = 64;
+/// Sends in flight at once per campaign. The embedded database has one writer: sends
+/// there go one at a time (concurrent ones would only collide).
+fn concurrency(state: &AppState) -> usize {
+    match state.db.get_database_backend() {
+        DbBackend::Postgres => 64,
+        _ => 1,
+    }
+}
 /// The longest the dispatcher sleeps when there is nothing to do (it is woken on changes).
 const IDLE: Duration = Duration::from_millis(500);
 
@@ -173,7 +179,7 @@ async fn dispatch(state: &AppState, found: &campaign::Model) -> AppResult<bool> 
                 send_one(state, scope, found, account, parameters, contact_id).await
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency(state))
         .collect()
         .await;
     if let Some(reason) = outcomes.iter().find_map(|o| match o {
@@ -261,8 +267,22 @@ async fn send_one(
     match try_send(state, scope, found, account, parameters, contact_id).await {
         Ok(outcome) => outcome,
         Err(err) => {
-            // The claim's lease will settle it.
+            // Settled now from what was recorded (a busy database, say): queued again if
+            // nothing reached Meta. If even that fails, the claim's lease settles it.
             tracing::warn!(error = %err, campaign = %found.id, "a campaign send failed");
+            let settled = async {
+                let claimed = campaign_recipient::Entity::find_by_id((found.id, contact_id))
+                    .one(&state.db)
+                    .await?;
+                if let Some(recipient) = claimed.filter(|r| r.status == model::SENDING) {
+                    let retry_at = state.settings.clock.now() + chrono::Duration::seconds(1);
+                    settle(state, recipient, retry_at).await?;
+                }
+                AppResult::Ok(())
+            };
+            if let Err(err) = settled.await {
+                tracing::warn!(error = %err, "could not settle a failed campaign send");
+            }
             Outcome::Done
         }
     }
@@ -575,43 +595,53 @@ async fn settle_expired_claims(state: &AppState, now: DateTime<Utc>) -> AppResul
         .all(&state.db)
         .await?;
     for recipient in expired {
-        let message = match recipient.message_id {
-            Some(id) => message::Entity::find_by_id(id).one(&state.db).await?,
-            None => None,
-        };
-        let outcome = match message {
-            // Nothing was recorded, so nothing reached Meta: queue it again.
-            None => Finish::Later(now),
-            Some(m) if m.status == store::PENDING => Finish::Skipped(model::INTERRUPTED),
-            Some(m) if m.status == store::FAILED => Finish::Failed {
-                code: m.error_code,
-                title: m.error_title.clone().unwrap_or_default(),
-            },
-            Some(m) => Finish::Sent(Box::new(m)),
-        };
-        if let Finish::Skipped(model::INTERRUPTED) = outcome {
-            campaign_recipient::Entity::update_many()
-                .col_expr(
-                    campaign_recipient::Column::Status,
-                    Expr::val(model::INTERRUPTED).into(),
-                )
-                .col_expr(campaign_recipient::Column::UpdatedAt, Expr::val(now).into())
-                .filter(campaign_recipient::Column::CampaignId.eq(recipient.campaign_id))
-                .filter(campaign_recipient::Column::ContactId.eq(recipient.contact_id))
-                .filter(campaign_recipient::Column::Status.eq(model::SENDING))
-                .exec(&state.db)
-                .await?;
-            continue;
-        }
-        finish(
-            state,
-            recipient.campaign_id,
-            recipient.contact_id,
-            outcome,
-            now,
-        )
-        .await?;
+        settle(state, recipient, now).await?;
     }
+    Ok(())
+}
+
+/// Settles a claimed recipient from what was recorded (see the module's comment).
+async fn settle(
+    state: &AppState,
+    recipient: campaign_recipient::Model,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let message = match recipient.message_id {
+        Some(id) => message::Entity::find_by_id(id).one(&state.db).await?,
+        None => None,
+    };
+    let outcome = match message {
+        // Nothing was recorded, so nothing reached Meta: queue it again.
+        None => Finish::Later(now),
+        Some(m) if m.status == store::PENDING => Finish::Skipped(model::INTERRUPTED),
+        Some(m) if m.status == store::FAILED => Finish::Failed {
+            code: m.error_code,
+            title: m.error_title.clone().unwrap_or_default(),
+        },
+        Some(m) => Finish::Sent(Box::new(m)),
+    };
+    if let Finish::Skipped(model::INTERRUPTED) = outcome {
+        campaign_recipient::Entity::update_many()
+            .col_expr(
+                campaign_recipient::Column::Status,
+                Expr::val(model::INTERRUPTED).into(),
+            )
+            .col_expr(campaign_recipient::Column::UpdatedAt, Expr::val(now).into())
+            .filter(campaign_recipient::Column::CampaignId.eq(recipient.campaign_id))
+            .filter(campaign_recipient::Column::ContactId.eq(recipient.contact_id))
+            .filter(campaign_recipient::Column::Status.eq(model::SENDING))
+            .exec(&state.db)
+            .await?;
+        return Ok(());
+    }
+    finish(
+        state,
+        recipient.campaign_id,
+        recipient.contact_id,
+        outcome,
+        now,
+    )
+    .await?;
     Ok(())
 }
 
