@@ -11,8 +11,8 @@
 
 pub mod billing;
 pub mod billing_csv;
-mod clickhouse_billing;
 pub mod campaigns;
+mod clickhouse_billing;
 pub mod clickhouse_store;
 mod clickhouse_usage;
 mod embedded_billing;

@@ -217,6 +217,7 @@ fn router(state: HttpState) -> Router {
             header::ACCEPT,
             HeaderName::from_static("x-project-id"),
             HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("idempotency-key"),
         ]);
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
         let request_id = request
@@ -237,6 +238,11 @@ fn router(state: HttpState) -> Router {
         )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/downloads/{token}", get(downloads::serve))
+        .route("/r/{token}", get(crate::campaigns::links::redirect))
+        .route(
+            "/api/campaigns/send",
+            axum::routing::post(crate::campaigns::http::send),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route_service(

@@ -35,6 +35,8 @@ pub struct Settings {
     pub chat_sweep_interval: Duration,
     pub billing: BillingSettings,
     pub campaigns: CampaignSettings,
+    /// Where users reach this server from outside (tracked links point here).
+    pub public_url: String,
     /// Now, as the server sees it (tests move it forward).
     pub clock: crate::clock::Clock,
 }
@@ -46,6 +48,8 @@ pub struct CampaignSettings {
     /// How long a claimed recipient is held before another node settles it (a node that
     /// stopped mid-send).
     pub claim_lease: Duration,
+    /// API campaign calls each API key may make per second (bursts of twice as many).
+    pub api_rate_per_second: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -219,9 +223,11 @@ impl Default for Settings {
                 max_webhook_bytes: 1024 * 1024,
             },
             chat_sweep_interval: Duration::from_secs(30),
+            public_url: "http://localhost:8080".into(),
             campaigns: CampaignSettings {
                 dispatcher: true,
                 claim_lease: Duration::from_secs(120),
+                api_rate_per_second: 20,
             },
             billing: BillingSettings {
                 trial_days: 14,
@@ -339,6 +345,12 @@ impl Settings {
             s.chat_sweep_interval = Duration::from_millis(number("CHAT_SWEEP_INTERVAL_MS", &v)?);
         }
         billing_from_lookup(&mut s.billing, &parse)?;
+        if let Some(v) = parse("PUBLIC_URL") {
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                bail!("PUBLIC_URL: expected an http(s) URL, got {v:?}");
+            }
+            s.public_url = v.trim_end_matches('/').to_owned();
+        }
         if let Some(v) = parse("CAMPAIGN_DISPATCHER") {
             s.campaigns.dispatcher = boolean("CAMPAIGN_DISPATCHER", &v)?;
         }
@@ -348,6 +360,13 @@ impl Settings {
                 bail!("CAMPAIGN_CLAIM_LEASE_MS must be at least 100");
             }
             s.campaigns.claim_lease = Duration::from_millis(ms);
+        }
+        if let Some(v) = parse("API_CAMPAIGN_RATE_PER_SECOND") {
+            let rate: u32 = number("API_CAMPAIGN_RATE_PER_SECOND", &v)?;
+            if rate == 0 {
+                bail!("API_CAMPAIGN_RATE_PER_SECOND must be at least 1");
+            }
+            s.campaigns.api_rate_per_second = rate;
         }
         if let Some(v) = parse("RUN_MIGRATIONS") {
             s.run_migrations = boolean("RUN_MIGRATIONS", &v)?;

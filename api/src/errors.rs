@@ -57,6 +57,9 @@ pub enum ErrorCode {
     /// The audience is larger than the messaging limit allows today (`extensions.limit`,
     /// `reachedToday`, `remainingToday`, `recipients`).
     MessagingLimitExceeded,
+    /// The API campaign is paused (or no longer live): CRM calls are refused until it is
+    /// resumed.
+    CampaignPaused,
 }
 
 impl ErrorCode {
@@ -86,6 +89,7 @@ impl ErrorCode {
             Self::PaymentPending => "PAYMENT_PENDING",
             Self::PlanUpgradeRequired => "PLAN_UPGRADE_REQUIRED",
             Self::MessagingLimitExceeded => "MESSAGING_LIMIT_EXCEEDED",
+            Self::CampaignPaused => "CAMPAIGN_PAUSED",
         }
     }
 }

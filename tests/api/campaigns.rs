@@ -606,3 +606,280 @@ async fn a_dispatcher_killed_mid_campaign_sends_no_recipient_twice() {
         "{counts} {reached}"
     );
 }
+
+#[tokio::test]
+async fn clicks_on_tracked_buttons_are_counted_once_on_the_pro_plan() {
+    let graph = FakeGraph::start().await;
+    let shared = Shared::fresh(&Mode::Production).await;
+    let url = graph.url.clone();
+    let app = TestApp::spawn_with(Mode::Production, &shared, move |s| {
+        s.whatsapp.graph_url = url;
+        s.whatsapp.app_secret = Some(APP_SECRET.into());
+        s.whatsapp.backoff_base = Duration::from_millis(5);
+        s.public_url = "https://go.parley.test".into();
+    })
+    .await;
+    let owner = app.sign_up("Clicks").await;
+    app.connect_fixture_number(&owner).await;
+    let gql = |q: &'static str, v: Value| {
+        let (app, owner) = (&app, &owner);
+        async move { app.gql(q).as_member(owner).vars(v).data().await }
+    };
+    let invoice = gql(
+        "mutation { subscribe(plan: \"PRO\", interval: \"MONTHLY\") { id } }",
+        json!({}),
+    )
+    .await["subscribe"]["id"]
+        .clone();
+    gql(
+        "mutation($id: ID!) { recordPayment(invoiceId: $id, reference: \"x\") { status } }",
+        json!({ "id": invoice }),
+    )
+    .await;
+    graph.add_template(json!({
+        "id": "991000000000011", "name": "sale_link", "language": "en",
+        "status": "APPROVED", "category": "MARKETING", "rejected_reason": "NONE",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            { "type": "BODY", "text": "Our sale is on." },
+            { "type": "BUTTONS", "buttons": [{ "type": "URL", "text": "Shop",
+              "url": "https://go.parley.test/r/{{1}}",
+              "example": ["https://go.parley.test/r/abc"] }] },
+        ],
+    }));
+    gql("mutation { syncTemplates { imported } }", json!({})).await;
+    let template = gql("{ templates(first: 5) { nodes { id } } }", json!({})).await["templates"]
+        ["nodes"][0]["id"]
+        .clone();
+    let asha = gql(
+        "mutation { createContact(input: { name: \"Asha\", phone: \"+919812345678\" }) { id } }",
+        json!({}),
+    )
+    .await["createContact"]["id"]
+        .clone();
+    let created = gql(
+        "mutation($input: CreateBroadcastInput!) { createBroadcast(input: $input) { id } }",
+        json!({ "input": { "name": "Sale", "templateId": template,
+                           "parameters": [{ "value": "https://shop.example/sale?c=1" }],
+                           "audience": { "contactIds": [asha] }, "sendNow": true } }),
+    )
+    .await;
+    let id = created["createBroadcast"]["id"].clone();
+    eventually(Duration::from_secs(10), "the send", || async {
+        gql(CAMPAIGN, json!({ "id": id })).await["campaign"]["status"] == "COMPLETED"
+    })
+    .await;
+    let sent = graph
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/messages"))
+        .unwrap();
+    let button = sent.body["template"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["sub_type"] == "url")
+        .unwrap()
+        .clone();
+    let token = button["parameters"][0]["text"].as_str().unwrap().to_owned();
+    assert_ne!(
+        token, "https://shop.example/sale?c=1",
+        "the suffix is a token"
+    );
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let answer = client
+            .get(app.url(&format!("/r/{token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FOUND);
+        assert_eq!(
+            answer.headers()["location"],
+            "https://shop.example/sale?c=1"
+        );
+    }
+    let unknown = client.get(app.url("/r/nope")).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let counts = gql(
+        "query($id: ID!) { campaign(id: $id) { counts { clicked } recipients(first: 5, status: CLICKED) { edges { node { clickedAt } } } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(
+        counts["campaign"]["counts"]["clicked"], 1,
+        "two clicks, one clicker"
+    );
+    assert_eq!(
+        counts["campaign"]["recipients"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_broadcast_starts_on_time_on_a_node_started_after_it_was_scheduled() {
+    use parley_api::clock::Clock;
+    let graph = FakeGraph::start().await;
+    let shared = Shared::fresh(&Mode::Production).await;
+    let clock = Clock::default();
+    let node = |clock: Clock| {
+        let url = graph.url.clone();
+        move |s: &mut parley_api::Settings| {
+            s.clock = clock;
+            s.whatsapp.graph_url = url;
+            s.whatsapp.app_secret = Some(APP_SECRET.into());
+            s.whatsapp.backoff_base = Duration::from_millis(5);
+        }
+    };
+    let first = TestApp::spawn_with(Mode::Production, &shared, node(clock.clone())).await;
+    let owner = first.sign_up("Scheduled").await;
+    first.connect_fixture_number(&owner).await;
+    async fn as_owner(app: &TestApp, owner: &Owner, q: &str, v: Value) -> Value {
+        app.gql(q).as_member(owner).vars(v).data().await
+    }
+    let invoice = as_owner(
+        &first,
+        &owner,
+        "mutation { subscribe(plan: \"PRO\", interval: \"MONTHLY\") { id } }",
+        json!({}),
+    )
+    .await["subscribe"]["id"]
+        .clone();
+    as_owner(
+        &first,
+        &owner,
+        "mutation($id: ID!) { recordPayment(invoiceId: $id, reference: \"x\") { status } }",
+        json!({ "id": invoice }),
+    )
+    .await;
+    graph.add_template(json!({
+        "id": "991000000000021", "name": "morning_note", "language": "en",
+        "status": "APPROVED", "category": "UTILITY", "rejected_reason": "NONE",
+        "parameter_format": "POSITIONAL",
+        "components": [{ "type": "BODY", "text": "Good morning." }],
+    }));
+    as_owner(
+        &first,
+        &owner,
+        "mutation { syncTemplates { imported } }",
+        json!({}),
+    )
+    .await;
+    let template = as_owner(
+        &first,
+        &owner,
+        "{ templates(first: 5) { nodes { id } } }",
+        json!({}),
+    )
+    .await["templates"]["nodes"][0]["id"]
+        .clone();
+    let asha = as_owner(
+        &first,
+        &owner,
+        "mutation { createContact(input: { name: \"Asha\", phone: \"+919812345678\" }) { id } }",
+        json!({}),
+    )
+    .await["createContact"]["id"]
+        .clone();
+    let at = clock.now() + chrono::Duration::hours(3);
+    let created = as_owner(
+        &first,
+        &owner,
+        "mutation($input: CreateBroadcastInput!) { createBroadcast(input: $input) { id status scheduledAt } }",
+        json!({ "input": { "name": "Morning", "templateId": template,
+                           "audience": { "contactIds": [asha] },
+                           "scheduledAt": at.to_rfc3339() } }),
+    )
+    .await["createBroadcast"]
+        .clone();
+    assert_eq!(created["status"], "SCHEDULED");
+    // More than 2 months ahead is refused.
+    first
+        .gql("mutation($input: CreateBroadcastInput!) { createBroadcast(input: $input) { id } }")
+        .as_member(&owner)
+        .vars(json!({ "input": { "name": "Far", "templateId": template,
+                           "audience": { "contactIds": [asha] },
+                           "scheduledAt": (clock.now() + chrono::Duration::days(70)).to_rfc3339() } }))
+        .send()
+        .await
+        .expect_error("BAD_USER_INPUT");
+    first.app.stop().await.unwrap();
+
+    // A node started later, after the time has come, starts it.
+    let second = TestApp::spawn_with(Mode::Production, &shared, node(clock.clone())).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/messages")),
+        "not before its time"
+    );
+    clock.advance(Duration::from_secs(3 * 3600 + 60));
+    eventually(Duration::from_secs(10), "the scheduled send", || async {
+        as_owner(&second, &owner, CAMPAIGN, json!({ "id": created["id"] })).await["campaign"]["status"]
+            == "COMPLETED"
+    })
+    .await;
+    assert_eq!(
+        graph
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/messages"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_audience_over_the_messaging_limit_is_refused_with_the_figures() {
+    let s = Setup::start("Limit").await;
+    s.data(
+        "mutation { setSendingLimits(messagingLimit: 250, throughputPerSecond: 80) }",
+        json!({}),
+    )
+    .await;
+    s.reply(
+        "mutation { setSendingLimits(messagingLimit: 300, throughputPerSecond: 80) }",
+        json!({}),
+    )
+    .await
+    .expect_error("BAD_USER_INPUT");
+    let mut ids = Vec::new();
+    for i in 0..251 {
+        ids.push(
+            s.contact(&format!("Fan {i}"), &format!("+9198222{i:05}"))
+                .await,
+        );
+    }
+    let refused = s.create("Everyone", &ids, true).await;
+    refused.expect_error("MESSAGING_LIMIT_EXCEEDED");
+    let details = &refused.body["errors"][0]["extensions"];
+    assert_eq!(details["recipients"], 251);
+    assert_eq!(details["limit"], 250);
+    assert_eq!(details["reachedToday"], 0);
+    assert_eq!(details["remainingToday"], 250);
+    assert!(s.sent_bodies().is_empty(), "nothing was sent");
+    // 250 fit, once the wallet can pay for them.
+    let invoice = s
+        .data(
+            "mutation { topUpWallet(amount: \"500\") { id } }",
+            json!({}),
+        )
+        .await["topUpWallet"]["id"]
+        .clone();
+    s.data(
+        "mutation($id: ID!) { recordPayment(invoiceId: $id, reference: \"r\") { status } }",
+        json!({ "id": invoice }),
+    )
+    .await;
+    let created = s.create("Most", &ids[..250], true).await;
+    assert_eq!(created.data()["createBroadcast"]["recipientsCount"], 250);
+}

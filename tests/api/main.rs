@@ -2,6 +2,7 @@
 
 mod accounts;
 mod analytics;
+mod api_campaigns;
 mod api_keys;
 mod billing;
 mod campaigns;

@@ -12,13 +12,18 @@ pub const WALLET_LOW: &str = "wallet.low_balance";
 
 /// Announces committed ledger entries.
 pub async fn publish(state: &AppState, entries: &[wallet_entry::Model]) {
+    // The wallet is read once per project (a campaign announces many entries at once).
+    let mut read: Option<parley_entity::wallet::Model> = None;
     for entry in entries {
-        let wallet = match wallet::find(&state.db, entry.project_id).await {
-            Ok(wallet) => wallet,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not read the wallet to announce a change");
-                continue;
-            }
+        let wallet = match read.take().filter(|w| w.project_id == entry.project_id) {
+            Some(wallet) => wallet,
+            None => match wallet::find(&state.db, entry.project_id).await {
+                Ok(wallet) => wallet,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the wallet to announce a change");
+                    continue;
+                }
+            },
         };
         let payload = json!({
             "seq": entry.seq,
@@ -38,6 +43,7 @@ pub async fn publish(state: &AppState, entries: &[wallet_entry::Model]) {
         ) {
             events::publish(state, entry.project_id, WALLET_LOW, payload).await;
         }
+        read = Some(wallet);
     }
 }
 

@@ -172,7 +172,7 @@ pub fn free_reason_str(reason: FreeReason) -> &'static str {
     }
 }
 
-fn refusal(err: PricingError) -> AppError {
+pub(crate) fn refusal(err: PricingError) -> AppError {
     match err {
         PricingError::NoRate {
             country,
@@ -325,11 +325,11 @@ async fn current_conversation<C: ConnectionTrait>(
         .map(|c| c.id))
 }
 
-fn month_key(at: DateTime<Utc>) -> String {
+pub(crate) fn month_key(at: DateTime<Utc>) -> String {
     format!("{:04}-{:02}", at.year(), at.month())
 }
 
-async fn free_tier_used<C: ConnectionTrait>(
+pub(crate) async fn free_tier_used<C: ConnectionTrait>(
     conn: &C,
     project_id: Uuid,
     month: &str,
@@ -343,7 +343,7 @@ async fn free_tier_used<C: ConnectionTrait>(
 }
 
 /// Takes one of the month's free service conversations; false when none is left.
-async fn take_free_tier<C: ConnectionTrait>(
+pub(crate) async fn take_free_tier<C: ConnectionTrait>(
     conn: &C,
     project_id: Uuid,
     month: &str,
@@ -487,10 +487,21 @@ async fn record_event<C: ConnectionTrait>(
     kind: &str,
     sign: i64,
 ) -> AppResult<()> {
-    events::record_at(
-        conn,
+    let event = charge_event(charge, kind, sign);
+    parley_analytics::outbox::record(conn, &event).await?;
+    Ok(())
+}
+
+/// The outbox event of a charge (`billing.charged`) or its refund (`billing.refunded`).
+pub(crate) fn charge_event(
+    charge: &message_charge::Model,
+    kind: &str,
+    sign: i64,
+) -> parley_analytics::Event {
+    let mut event = parley_analytics::Event::new(
         charge.project_id,
         kind,
+        None,
         json!({
             "messageId": charge.message_id,
             "contactId": charge.contact_id,
@@ -508,7 +519,7 @@ async fn record_event<C: ConnectionTrait>(
             "currency": charge.currency,
             "amount": format_micros(sign * charge.amount_micros),
         }),
-        charge.charged_at,
-    )
-    .await
+    );
+    event.occurred_at = charge.charged_at;
+    event
 }

@@ -14,10 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::pricing::format_micros;
-use crate::{
-    errors::{AppError, AppResult, ErrorCode},
-    events,
-};
+use crate::errors::{AppError, AppResult, ErrorCode};
 
 /// Ledger entry kinds.
 pub const TOP_UP: &str = "TOP_UP";
@@ -123,10 +120,20 @@ pub async fn apply<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
-    events::record_at(
-        conn,
-        project_id,
+    parley_analytics::outbox::record(conn, &entry_event(&entry, &currency, now)).await?;
+    Ok(entry)
+}
+
+/// The outbox event of a ledger entry (`billing.wallet`).
+pub fn entry_event(
+    entry: &wallet_entry::Model,
+    currency: &str,
+    now: DateTime<Utc>,
+) -> parley_analytics::Event {
+    let mut event = parley_analytics::Event::new(
+        entry.project_id,
         "billing.wallet",
+        None,
         json!({
             "seq": entry.seq,
             "entryKind": entry.kind,
@@ -137,10 +144,9 @@ pub async fn apply<C: ConnectionTrait>(
             "invoiceId": entry.invoice_id,
             "campaignId": entry.campaign_id,
         }),
-        now,
-    )
-    .await?;
-    Ok(entry)
+    );
+    event.occurred_at = now;
+    event
 }
 
 /// Takes the whole balance away (credits expire with the plan); `None` when it was empty.

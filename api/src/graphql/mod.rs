@@ -18,7 +18,10 @@ use crate::{
         graphql::{BillingMutation, BillingQuery, BillingSubscription},
         reports::BillingReportsQuery,
     },
-    campaigns::graphql::{CampaignsMutation, CampaignsQuery, CampaignsSubscription},
+    campaigns::{
+        api_graphql::ApiCampaignsMutation,
+        graphql::{CampaignsMutation, CampaignsQuery, CampaignsSubscription},
+    },
     chat::graphql::{ChatMutation, ChatQuery, ChatSubscription, MessageLoader},
     config::GraphqlSettings,
     contacts::{
@@ -65,6 +68,7 @@ pub struct Mutation(
     ChatMutation,
     BillingMutation,
     CampaignsMutation,
+    ApiCampaignsMutation,
 );
 
 #[derive(MergedSubscription, Default)]

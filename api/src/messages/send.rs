@@ -89,7 +89,8 @@ async fn send_inner(
     let account = accounts::for_project(&state.db, state, scope.project_id).await?;
     let to = recipient(&contact)?;
     let now = state.settings.clock.now();
-    let (content, template_id, kind, stored_content, priced_as) = match request.content {
+    let mut url_buttons = Vec::new();
+    let (mut content, template_id, kind, stored_content, priced_as) = match request.content {
         SendContent::Text(body) => {
             let body = text(&body)?;
             ensure_window(state, &contact, now).await?;
@@ -148,6 +149,7 @@ async fn send_inner(
             )
             .await?;
             let category = Category::parse(&rendered.category).unwrap_or(Category::Marketing);
+            url_buttons = rendered.url_buttons.clone();
             let stored = json!({
                 "template": { "name": rendered.name, "language": rendered.language },
                 "text": rendered.preview,
@@ -222,6 +224,20 @@ async fn send_inner(
     }
     if let Some(campaign) = campaign {
         crate::campaigns::tracking::attach_message(&txn, campaign, contact.id).await?;
+        if project.plan == crate::billing::plans::PRO
+            && let Content::Template { components, .. } = &mut content
+        {
+            crate::campaigns::links::track(
+                &txn,
+                &state.settings.public_url,
+                scope.project_id,
+                campaign.campaign_id,
+                contact.id,
+                &url_buttons,
+                components,
+            )
+            .await?;
+        }
     }
     txn.commit().await?;
     let mut wallet_entries: Vec<_> = charged.entry.into_iter().collect();

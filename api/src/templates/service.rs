@@ -68,6 +68,9 @@ pub struct Rendered {
     pub preview: String,
     /// `MARKETING`, `UTILITY` or `AUTHENTICATION`: what the message is priced as.
     pub category: String,
+    /// The URL buttons with a dynamic suffix: (button index, the template's URL before
+    /// `{{1}}`, the suffix sent), for click tracking.
+    pub url_buttons: Vec<(usize, String, String)>,
 }
 
 pub struct SyncReport {
@@ -583,6 +586,18 @@ pub async fn render_for_contact(
     header_media_link: Option<String>,
 ) -> AppResult<Rendered> {
     let model = find(state, scope, template_id).await?;
+    let values = contact_values(&state.db, contact).await?;
+    render_loaded(&model, &values, parameters, header_media_link)
+}
+
+/// [`render_for_contact`] with the template and the contact's values already read (a
+/// campaign renders one template for many contacts).
+pub fn render_loaded(
+    model: &template::Model,
+    values: &ContactValues,
+    parameters: &[ParameterInput],
+    header_media_link: Option<String>,
+) -> AppResult<Rendered> {
     if model.status != APPROVED {
         return Err(AppError::Refused {
             code: ErrorCode::TemplateNotApproved,
@@ -592,7 +607,7 @@ pub async fn render_for_contact(
             ),
         });
     }
-    let components = components_of(&model)?;
+    let components = components_of(model)?;
     let format = format_of(&model.parameter_format);
     let slots = meta_shape::slots(&components, format);
     let wanted =
@@ -611,11 +626,10 @@ pub async fn render_for_contact(
             ),
         ));
     }
-    let values = contact_values(&state.db, contact).await?;
     let mut resolved = Vec::with_capacity(parameters.len());
     for (index, parameter) in parameters.iter().enumerate() {
         let source = render::parse(&parameter.value, parameter.fallback.as_deref());
-        let value = render::resolve(&source, &values).map_err(|missing| {
+        let value = render::resolve(&source, values).map_err(|missing| {
             AppError::bad_input("parameters", format!("parameter {}: {missing}", index + 1))
         })?;
         if value.trim().is_empty() {
@@ -657,12 +671,26 @@ pub async fn render_for_contact(
         body,
         url_suffixes,
     };
+    let url_buttons = slots
+        .url_buttons
+        .iter()
+        .zip(&send_values.url_suffixes)
+        .filter_map(|(&index, suffix)| match components.buttons.get(index) {
+            Some(super::model::Button::Url { url, .. }) => Some((
+                index,
+                url.trim_end_matches(validate::URL_SUFFIX).to_owned(),
+                suffix.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
     Ok(Rendered {
         category: model.category.clone(),
+        url_buttons,
         components: meta_shape::send_components(&slots, format, &send_values),
         preview: meta_shape::render_preview(&components, format, &send_values),
-        name: model.name,
-        language: model.language,
+        name: model.name.clone(),
+        language: model.language.clone(),
     })
 }
 
