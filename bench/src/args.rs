@@ -5,8 +5,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 
 pub const USAGE: &str = "\
-parley-bench: contacts, live-chat and billing-report benchmarks against the real services (run
-it through scripts/bench)
+parley-bench: contacts, live-chat, billing-report and campaign benchmarks against the real
+services (run it through scripts/bench)
 
   --rows N             rows in the generated CSV (default 1000000)
   --seconds N          duration of each load test (default 10)
@@ -41,6 +41,19 @@ Billing usage report in ClickHouse (part of the default run):
   --billing-other-rows N  events of ten other projects in the same month (default 1000000)
   --billing-batch N    events per ClickHouseStore::insert (default 100000)
   --billing-runs N     timed runs of each report after the warm-up (default 5)
+
+Campaigns, the broadcast dispatcher against a fake Graph API (part of the default run):
+  --campaign-only      only the campaign benchmark (its section of the report is replaced,
+                       the rest is kept; combines with --chat-only and --billing-only)
+  --no-campaign        skip it
+  --campaign-recipients N  recipients of the broadcast with the limit lifted (default
+                       100000; 0 skips it)
+  --campaign-lifted N  that broadcast's throughput, set in the database (default 10000/s)
+  --campaign-rate N    the paced broadcast's limit (default 80/s, 1 to 1000)
+  --campaign-seconds N its length (default 30; 0 skips it)
+  --campaign-snapshot N  contacts of the campaign-start snapshot (default 1000000; 0 skips)
+  --campaign-graph-delay-ms N  the fake Graph API's answer time (default 0)
+  --campaign-timeout N seconds each broadcast may take (default 600)
 ";
 
 #[derive(Clone, Debug)]
@@ -70,6 +83,15 @@ pub struct Args {
     pub billing_other_rows: u64,
     pub billing_batch: usize,
     pub billing_runs: usize,
+    /// Run the campaign benchmark.
+    pub campaign: bool,
+    pub campaign_recipients: u64,
+    pub campaign_lifted: u32,
+    pub campaign_rate: u32,
+    pub campaign_seconds: u64,
+    pub campaign_snapshot: u64,
+    pub campaign_graph_delay_ms: u64,
+    pub campaign_timeout: u64,
 }
 
 impl Args {
@@ -97,9 +119,17 @@ impl Args {
             billing_other_rows: 1_000_000,
             billing_batch: 100_000,
             billing_runs: 5,
+            campaign: true,
+            campaign_recipients: 100_000,
+            campaign_lifted: 10_000,
+            campaign_rate: 80,
+            campaign_seconds: 30,
+            campaign_snapshot: 1_000_000,
+            campaign_graph_delay_ms: 0,
+            campaign_timeout: 600,
         };
-        // `--chat-only` and `--billing-only` select the parts that run (either or both).
-        let (mut chat_only, mut billing_only) = (false, false);
+        // `--chat-only`, `--billing-only` and `--campaign-only` select the parts that run.
+        let (mut chat_only, mut billing_only, mut campaign_only) = (false, false, false);
         while let Some(flag) = argv.next() {
             let mut value =
                 |name: &str| argv.next().with_context(|| format!("{name} needs a value"));
@@ -124,6 +154,19 @@ impl Args {
                 "--billing-other-rows" => args.billing_other_rows = number(&flag, &value(&flag)?)?,
                 "--billing-batch" => args.billing_batch = number(&flag, &value(&flag)?)?,
                 "--billing-runs" => args.billing_runs = number(&flag, &value(&flag)?)?,
+                "--campaign-only" => campaign_only = true,
+                "--no-campaign" => args.campaign = false,
+                "--campaign-recipients" => {
+                    args.campaign_recipients = number(&flag, &value(&flag)?)?
+                }
+                "--campaign-lifted" => args.campaign_lifted = number(&flag, &value(&flag)?)?,
+                "--campaign-rate" => args.campaign_rate = number(&flag, &value(&flag)?)?,
+                "--campaign-seconds" => args.campaign_seconds = number(&flag, &value(&flag)?)?,
+                "--campaign-snapshot" => args.campaign_snapshot = number(&flag, &value(&flag)?)?,
+                "--campaign-graph-delay-ms" => {
+                    args.campaign_graph_delay_ms = number(&flag, &value(&flag)?)?
+                }
+                "--campaign-timeout" => args.campaign_timeout = number(&flag, &value(&flag)?)?,
                 "--no-chat" => args.chat = false,
                 "--chat-subscribers" => args.chat_subscribers = number(&flag, &value(&flag)?)?,
                 "--chat-rate" => args.chat_rate = number(&flag, &value(&flag)?)?,
@@ -137,10 +180,11 @@ impl Args {
                 other => bail!("unknown option {other}\n\n{USAGE}"),
             }
         }
-        if chat_only || billing_only {
+        if chat_only || billing_only || campaign_only {
             args.contacts = false;
             args.chat &= chat_only;
             args.billing &= billing_only;
+            args.campaign &= campaign_only;
         }
         if !(1_000..=2_000_000).contains(&args.rows) {
             bail!("--rows: between 1000 and 2000000 (the server's import limit)");
@@ -151,7 +195,7 @@ impl Args {
         if !(1..=512).contains(&args.concurrency) {
             bail!("--concurrency: between 1 and 512");
         }
-        if !args.contacts && !args.chat && !args.billing {
+        if !args.contacts && !args.chat && !args.billing && !args.campaign {
             bail!("these options leave nothing to run");
         }
         if args.chat_seconds == 0 {
@@ -184,6 +228,21 @@ impl Args {
         if !(1..=100).contains(&args.billing_runs) {
             bail!("--billing-runs: between 1 and 100");
         }
+        if args.campaign_recipients > 2_000_000 || args.campaign_snapshot > 5_000_000 {
+            bail!("--campaign-recipients: at most 2000000; --campaign-snapshot: at most 5000000");
+        }
+        if !(1..=1_000_000).contains(&args.campaign_lifted) {
+            bail!("--campaign-lifted: between 1 and 1000000 per second");
+        }
+        if !(1..=1_000).contains(&args.campaign_rate) {
+            bail!("--campaign-rate: between 1 and 1000 per second (the API's range)");
+        }
+        if args.campaign_seconds > 600 || args.campaign_graph_delay_ms > 10_000 {
+            bail!("--campaign-seconds: at most 600; --campaign-graph-delay-ms: at most 10000");
+        }
+        if !(10..=7_200).contains(&args.campaign_timeout) {
+            bail!("--campaign-timeout: between 10 and 7200 seconds");
+        }
         if args.command.is_empty() {
             args.command = if args.contacts {
                 format!(
@@ -195,6 +254,7 @@ impl Args {
                 for (ran, flag) in [
                     (args.chat, " --chat-only"),
                     (args.billing, " --billing-only"),
+                    (args.campaign, " --campaign-only"),
                 ] {
                     if ran {
                         command.push_str(flag);
@@ -224,7 +284,7 @@ mod tests {
     #[test]
     fn the_default_run_includes_live_chat() {
         let a = parse(&["--seconds", "5"]).unwrap();
-        assert!(a.contacts && a.chat && a.billing);
+        assert!(a.contacts && a.chat && a.billing && a.campaign);
         assert_eq!(a.chat_subscribers, 1000);
         assert_eq!(a.chat_rate, 100);
         assert_eq!(a.chat_seconds, 5, "defaults to --seconds");
@@ -275,5 +335,34 @@ mod tests {
         assert!(!parse(&["--no-billing"]).unwrap().billing);
         assert!(parse(&["--billing-only", "--no-billing"]).is_err());
         assert!(parse(&["--billing-batch", "10"]).is_err());
+    }
+
+    #[test]
+    fn campaign_only_and_its_options() {
+        let a = parse(&[
+            "--campaign-only",
+            "--campaign-recipients",
+            "20_000",
+            "--campaign-seconds",
+            "0",
+            "--campaign-snapshot",
+            "0",
+        ])
+        .unwrap();
+        assert!(!a.contacts && !a.chat && !a.billing && a.campaign);
+        assert_eq!(
+            (
+                a.campaign_recipients,
+                a.campaign_seconds,
+                a.campaign_snapshot
+            ),
+            (20_000, 0, 0)
+        );
+        assert_eq!((a.campaign_lifted, a.campaign_rate), (10_000, 80));
+        assert_eq!(a.command, "scripts/bench --campaign-only");
+        assert!(!parse(&["--billing-only"]).unwrap().campaign);
+        assert!(!parse(&["--no-campaign"]).unwrap().campaign);
+        assert!(parse(&["--campaign-only", "--no-campaign"]).is_err());
+        assert!(parse(&["--campaign-rate", "1001"]).is_err());
     }
 }

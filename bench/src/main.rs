@@ -2,8 +2,9 @@
 //! services on this machine (PostgreSQL, Redis, ClickHouse) through the release server,
 //! each beside a reference measured in the same run, and the live chat issue's fan-out
 //! latency and idle-subscription memory (`chat_run.rs`), and the billing issue's monthly
-//! usage report over 10,000,000 events in ClickHouse (`billing.rs`). Run it through
-//! `scripts/bench`.
+//! usage report over 10,000,000 events in ClickHouse (`billing.rs`), and the campaigns
+//! issue's dispatcher throughput, pacing and audience snapshot (`campaign.rs`). Run it
+//! through `scripts/bench`.
 //!
 //! Progress goes to stderr, the table to stdout, the report to docs/benchmarks.md.
 
@@ -17,6 +18,9 @@ macro_rules! progress {
 mod args;
 mod billing;
 mod billing_report;
+mod campaign;
+mod campaign_fake;
+mod campaign_report;
 mod chat;
 mod chat_report;
 mod chat_run;
@@ -76,6 +80,10 @@ struct Bench {
     server: Option<Server>,
     /// The live-chat benchmark's nodes, while they run.
     chat_servers: Vec<Server>,
+    /// The campaign benchmark's server while it runs, its scratch files, its figures.
+    campaign_server: Option<Server>,
+    campaign_files: Vec<PathBuf>,
+    campaign: Option<campaign_report::CampaignFigures>,
     /// Shared by every server process of the run (the live-chat nodes must agree on it).
     jwt_secret: String,
     /// Found only when the contacts benchmarks run.
@@ -121,6 +129,21 @@ async fn main() -> ExitCode {
         results.error = Some(format!("{e:#}"));
     }
     println!("{}", results.table());
+    if let Some(campaign) = &bench.campaign {
+        println!("{}", campaign.table());
+    }
+    let campaign_section = |results: &Results, partial: bool| {
+        let figures = bench.campaign.as_ref()?;
+        let command = if partial {
+            results.command.clone()
+        } else {
+            format!(
+                "{}   # or, the campaigns alone: scripts/bench --campaign-only",
+                results.command
+            )
+        };
+        Some(figures.section(&results.machine, &command, partial))
+    };
     if interrupted {
         // An interrupted run measured nothing worth keeping: the last report stays.
         progress!("interrupted: the report was not written");
@@ -140,6 +163,9 @@ async fn main() -> ExitCode {
                 let section = results.billing_section();
                 text = Some(billing_report::splice(text.as_deref(), &section));
             }
+            if let Some(section) = campaign_section(&results, true) {
+                text = Some(campaign_report::splice(text.as_deref(), &section));
+            }
             text.unwrap_or_default()
         } else {
             let mut text = results.markdown();
@@ -155,6 +181,12 @@ async fn main() -> ExitCode {
                 .filter(|_| !bench.args.billing)
             {
                 text = billing_report::splice(Some(&text), kept);
+            }
+            if let Some(section) = campaign_section(&results, false) {
+                text = campaign_report::splice(Some(&text), &section);
+            } else if let Some(kept) = existing.and_then(campaign_report::extract) {
+                // `--no-campaign` (or a run that stopped before it): the last figures stay.
+                text = campaign_report::splice(Some(&text), kept);
             }
             text
         };
@@ -219,6 +251,9 @@ impl Bench {
             billing_database_created: false,
             server: None,
             chat_servers: Vec::new(),
+            campaign_server: None,
+            campaign_files: Vec::new(),
+            campaign: None,
             jwt_secret: format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
             pgbench,
             cores,
@@ -240,7 +275,7 @@ impl Bench {
     async fn run(&mut self, r: &mut Results) -> anyhow::Result<()> {
         r.machine = machine().await;
         progress!("work dir {}", self.work_dir.display());
-        if self.args.contacts || self.args.chat {
+        if self.args.contacts || self.args.chat || self.args.campaign {
             self.remember("databases", &self.database);
             self.remember("clickhouse_databases", &self.clickhouse_database);
             pg::sql("postgres", &format!("CREATE DATABASE {}", self.database)).await?;
@@ -255,6 +290,9 @@ impl Bench {
         }
         if self.args.billing {
             self.run_billing(r).await?;
+        }
+        if self.args.campaign {
+            self.run_campaign().await?;
         }
         Ok(())
     }
@@ -799,6 +837,13 @@ impl Bench {
         if !self.chat_servers.is_empty() {
             progress!("stopping the live-chat nodes");
             self.stop_chat_nodes().await;
+        }
+        if let Some(server) = self.campaign_server.take() {
+            progress!("stopping the campaign server");
+            server.stop().await;
+        }
+        for f in std::mem::take(&mut self.campaign_files) {
+            let _ = std::fs::remove_file(f);
         }
         self.drop_billing_database().await;
         if self.database_created && self.args.keep_database {
