@@ -46,7 +46,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::{CaseStatement, Expr, OnConflict, Query},
+    sea_query::{CaseStatement, Expr, OnConflict, Query, SimpleExpr},
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -229,10 +229,15 @@ impl Round<'_> {
         let now = state.settings.clock.now();
         let mut settled = Settled::new(self.found.id, now);
 
+        let backend = db.get_database_backend();
         let contact_ids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
         let mut contacts: HashMap<Uuid, contact::Model> = contact::Entity::find()
             .filter(contact::Column::ProjectId.eq(project_id))
-            .filter(contact::Column::Id.is_in(contact_ids.iter().copied()))
+            .filter(any_of(
+                backend,
+                contact::Column::Id,
+                contact_ids.iter().copied(),
+            ))
             .all(db)
             .await?
             .into_iter()
@@ -371,27 +376,50 @@ impl Round<'_> {
 
         // The recipients this claim still holds get their message ids; any other is no
         // longer ours to send.
-        let mut ids = CaseStatement::new();
-        for p in &priced {
-            ids = ids.case(
-                Expr::col(campaign_recipient::Column::ContactId).eq(p.contact.id),
-                Expr::val(p.message_id),
-            );
-        }
-        let attach = Query::update()
-            .table(campaign_recipient::Entity)
-            .value(campaign_recipient::Column::MessageId, ids)
-            .and_where(Expr::col(campaign_recipient::Column::CampaignId).eq(campaign_id))
-            .and_where(
-                Expr::col(campaign_recipient::Column::ContactId)
-                    .is_in(priced.iter().map(|p| p.contact.id)),
-            )
-            .and_where(Expr::col(campaign_recipient::Column::Status).eq(model::SENDING))
-            .and_where(Expr::col(campaign_recipient::Column::ClaimedUntil).eq(self.claim))
-            .returning_col(campaign_recipient::Column::ContactId)
-            .to_owned();
+        let attach = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                "UPDATE campaign_recipients r SET message_id = v.message_id \
+                 FROM unnest($1::uuid[], $2::uuid[]) AS v(contact_id, message_id) \
+                 WHERE r.campaign_id = $3 AND r.contact_id = v.contact_id \
+                   AND r.status = 'SENDING' AND r.claimed_until = $4 \
+                 RETURNING r.contact_id",
+                [
+                    pg_array(priced.iter().map(|p| p.contact.id.to_string())).into(),
+                    pg_array(priced.iter().map(|p| p.message_id.to_string())).into(),
+                    campaign_id.into(),
+                    self.claim.into(),
+                ],
+            ),
+            _ => {
+                let mut ids = CaseStatement::new();
+                for p in &priced {
+                    ids = ids.case(
+                        Expr::col(campaign_recipient::Column::ContactId).eq(p.contact.id),
+                        Expr::val(p.message_id),
+                    );
+                }
+                backend.build(
+                    Query::update()
+                        .table(campaign_recipient::Entity)
+                        .value(campaign_recipient::Column::MessageId, ids)
+                        .and_where(
+                            Expr::col(campaign_recipient::Column::CampaignId).eq(campaign_id),
+                        )
+                        .and_where(
+                            Expr::col(campaign_recipient::Column::ContactId)
+                                .is_in(priced.iter().map(|p| p.contact.id)),
+                        )
+                        .and_where(Expr::col(campaign_recipient::Column::Status).eq(model::SENDING))
+                        .and_where(
+                            Expr::col(campaign_recipient::Column::ClaimedUntil).eq(self.claim),
+                        )
+                        .returning_col(campaign_recipient::Column::ContactId),
+                )
+            }
+        };
         let held: std::collections::HashSet<Uuid> = txn
-            .query_all(backend.build(&attach))
+            .query_all(attach)
             .await?
             .iter()
             .map(|r| r.try_get_by_index::<Uuid>(0))
@@ -651,6 +679,7 @@ impl Round<'_> {
         let mut saved: Vec<(Prepared, Option<ProviderError>)> = Vec::new();
         let mut accepted = CaseStatement::new();
         let mut accepted_ids = Vec::new();
+        let mut accepted_wamids = Vec::new();
         let mut refunds = Vec::new();
         for (mut p, result) in prepared.into_iter().zip(results) {
             p.message.updated_at = updated_at;
@@ -661,6 +690,7 @@ impl Round<'_> {
                         Expr::val(receipt.wa_message_id.clone()),
                     );
                     accepted_ids.push(p.message.id);
+                    accepted_wamids.push(receipt.wa_message_id.clone());
                     p.message.wa_message_id = Some(receipt.wa_message_id);
                     p.message.status = ACCEPTED.into();
                     saved.push((p, None));
@@ -688,14 +718,30 @@ impl Round<'_> {
             }
         }
         if !accepted_ids.is_empty() {
-            let update = Query::update()
-                .table(message::Entity)
-                .value(message::Column::WaMessageId, accepted)
-                .value(message::Column::Status, ACCEPTED)
-                .value(message::Column::UpdatedAt, updated_at)
-                .and_where(Expr::col(message::Column::Id).is_in(accepted_ids))
-                .to_owned();
-            txn.execute(backend.build(&update)).await?;
+            let update = match backend {
+                DbBackend::Postgres => Statement::from_sql_and_values(
+                    backend,
+                    "UPDATE messages m SET wa_message_id = v.wa_message_id, status = $3, \
+                     updated_at = $4 \
+                     FROM unnest($1::uuid[], $2::text[]) AS v(id, wa_message_id) \
+                     WHERE m.id = v.id",
+                    [
+                        pg_array(accepted_ids.iter().map(Uuid::to_string)).into(),
+                        pg_array(accepted_wamids).into(),
+                        ACCEPTED.into(),
+                        updated_at.into(),
+                    ],
+                ),
+                _ => backend.build(
+                    Query::update()
+                        .table(message::Entity)
+                        .value(message::Column::WaMessageId, accepted)
+                        .value(message::Column::Status, ACCEPTED)
+                        .value(message::Column::UpdatedAt, updated_at)
+                        .and_where(Expr::col(message::Column::Id).is_in(accepted_ids)),
+                ),
+            };
+            txn.execute(update).await?;
             // Statuses that arrived before the answer did (rare): applied now.
             let wamids: Vec<String> = saved
                 .iter()
@@ -705,7 +751,13 @@ impl Round<'_> {
                 .select_only()
                 .column(message_status::Column::WaMessageId)
                 .filter(message_status::Column::ProjectId.eq(project_id))
-                .filter(message_status::Column::WaMessageId.is_in(wamids))
+                .filter(match backend {
+                    DbBackend::Postgres => Expr::cust_with_values(
+                        r#""message_statuses"."wa_message_id" = ANY($1::text[])"#,
+                        [pg_array(wamids)],
+                    ),
+                    _ => message_status::Column::WaMessageId.is_in(wamids),
+                })
                 .into_tuple::<String>()
                 .all(&txn)
                 .await?
@@ -805,7 +857,11 @@ impl Round<'_> {
                     Option::<DateTime<Utc>>::None,
                 )
                 .and_where(Expr::col(campaign_recipient::Column::CampaignId).eq(campaign_id))
-                .and_where(Expr::col(campaign_recipient::Column::ContactId).is_in(contact_ids))
+                .and_where(any_of(
+                    backend,
+                    campaign_recipient::Column::ContactId,
+                    contact_ids,
+                ))
                 .and_where(Expr::col(campaign_recipient::Column::Status).eq(model::SENDING))
                 .returning_col(campaign_recipient::Column::ContactId)
                 .to_owned();
@@ -931,7 +987,11 @@ impl Reach {
             .select_only()
             .column(reached_user::Column::ContactId)
             .filter(reached_user::Column::ProjectId.eq(project_id))
-            .filter(reached_user::Column::ContactId.is_in(contact_ids.iter().copied()))
+            .filter(any_of(
+                conn.get_database_backend(),
+                reached_user::Column::ContactId,
+                contact_ids.iter().copied(),
+            ))
             .filter(reached_user::Column::LastAt.gt(since))
             .into_tuple::<Uuid>()
             .all(conn)
@@ -966,7 +1026,11 @@ async fn load_attributes<C: ConnectionTrait>(
 ) -> AppResult<HashMap<Uuid, HashMap<String, String>>> {
     let mut out: HashMap<Uuid, HashMap<String, String>> = HashMap::new();
     for (value, definition) in contact_attribute::Entity::find()
-        .filter(contact_attribute::Column::ContactId.is_in(contact_ids))
+        .filter(any_of(
+            conn.get_database_backend(),
+            contact_attribute::Column::ContactId,
+            contact_ids,
+        ))
         .find_also_related(attribute::Entity)
         .all(conn)
         .await?
@@ -994,9 +1058,14 @@ async fn user_states<C: ConnectionTrait>(
     contact_ids: &[Uuid],
     at: DateTime<Utc>,
 ) -> AppResult<HashMap<Uuid, (UserState, Vec<pricing_conversation::Model>)>> {
+    let backend = conn.get_database_backend();
     let mut states: HashMap<Uuid, (UserState, Vec<pricing_conversation::Model>)> = HashMap::new();
     for m in contact_messaging::Entity::find()
-        .filter(contact_messaging::Column::ContactId.is_in(contact_ids.iter().copied()))
+        .filter(any_of(
+            backend,
+            contact_messaging::Column::ContactId,
+            contact_ids.iter().copied(),
+        ))
         .all(conn)
         .await?
     {
@@ -1009,7 +1078,11 @@ async fn user_states<C: ConnectionTrait>(
         .select_only()
         .column(message::Column::ContactId)
         .column_as(Expr::col(message::Column::OccurredAt).max(), "at")
-        .filter(message::Column::ContactId.is_in(contact_ids.iter().copied()))
+        .filter(any_of(
+            backend,
+            message::Column::ContactId,
+            contact_ids.iter().copied(),
+        ))
         .filter(message::Column::Direction.eq(INBOUND))
         .filter(message::Column::Referral.is_not_null())
         .group_by(message::Column::ContactId)
@@ -1025,7 +1098,11 @@ async fn user_states<C: ConnectionTrait>(
     }
     // Windows last at most a few days: anything opened over a week ago is closed.
     for row in pricing_conversation::Entity::find()
-        .filter(pricing_conversation::Column::ContactId.is_in(contact_ids.iter().copied()))
+        .filter(any_of(
+            backend,
+            pricing_conversation::Column::ContactId,
+            contact_ids.iter().copied(),
+        ))
         .filter(pricing_conversation::Column::VoidedAt.is_null())
         .filter(pricing_conversation::Column::ExpiresAt.gt(at - Duration::days(7)))
         .order_by_asc(pricing_conversation::Column::OpenedAt)
@@ -1266,7 +1343,11 @@ async fn chats_on_outbound(
             .await?;
     }
     let chats: HashMap<Uuid, chat::Model> = chat::Entity::find()
-        .filter(chat::Column::ContactId.is_in(contact_ids.iter().copied()))
+        .filter(any_of(
+            backend,
+            chat::Column::ContactId,
+            contact_ids.iter().copied(),
+        ))
         .all(txn)
         .await?
         .into_iter()
@@ -1285,18 +1366,36 @@ async fn chats_on_outbound(
                 Expr::col(chat::Column::ContactId).eq(p.contact.id),
                 Expr::val(p.message.id),
             );
-            newer.push(p.contact.id);
+            newer.push((p.contact.id, p.message.id));
         }
     }
     if let (false, Some((first, _))) = (newer.is_empty(), saved.first()) {
-        let update = Query::update()
-            .table(chat::Entity)
-            .value(chat::Column::LastMessageAt, first.message.occurred_at)
-            .value(chat::Column::LastMessageId, latest)
-            .and_where(Expr::col(chat::Column::ContactId).is_in(newer))
-            .to_owned();
-        txn.execute(backend.build(&update)).await?;
+        let at = first.message.occurred_at;
+        let update = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                "UPDATE chats c SET last_message_at = $3, last_message_id = v.message_id \
+                 FROM unnest($1::uuid[], $2::uuid[]) AS v(contact_id, message_id) \
+                 WHERE c.contact_id = v.contact_id",
+                [
+                    pg_array(newer.iter().map(|(c, _)| c.to_string())).into(),
+                    pg_array(newer.iter().map(|(_, m)| m.to_string())).into(),
+                    at.into(),
+                ],
+            ),
+            _ => backend.build(
+                Query::update()
+                    .table(chat::Entity)
+                    .value(chat::Column::LastMessageAt, at)
+                    .value(chat::Column::LastMessageId, latest)
+                    .and_where(
+                        Expr::col(chat::Column::ContactId).is_in(newer.iter().map(|(c, _)| *c)),
+                    ),
+            ),
+        };
+        txn.execute(update).await?;
     }
+
     // Numbers for the events: the counter row stays locked until commit, so they are
     // committed in order.
     let n = i64::try_from(saved.len()).unwrap_or(i64::MAX);
@@ -1353,6 +1452,37 @@ async fn chats_on_outbound(
     Ok(events)
 }
 
+/// `column IN (ids)`. On PostgreSQL one array parameter (`column = ANY($1::uuid[])`), so
+/// that the statement's cached generic plan looks the rows up by index whatever size the
+/// table had when it was planned: an IN list of n parameters planned while a table was
+/// still small scans it whole ever after, rebuilding the list for every row.
+fn any_of<T: ColumnTrait>(
+    backend: DbBackend,
+    column: T,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => Expr::cust_with_values(
+            format!(
+                r#""{}"."{}" = ANY($1::uuid[])"#,
+                column.entity_name().to_string(),
+                column.as_str()
+            ),
+            [pg_array(ids.into_iter().map(|id| id.to_string()))],
+        ),
+        _ => column.is_in(ids),
+    }
+}
+
+/// A PostgreSQL array literal of the values, each quoted.
+fn pg_array(values: impl IntoIterator<Item = String>) -> String {
+    let quoted: Vec<String> = values
+        .into_iter()
+        .map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
 /// Recipients that will not be sent now, settled one by one after the chunk's work (rare),
 /// and what the campaign should do about them.
 struct Settled {
@@ -1395,5 +1525,51 @@ impl Settled {
             finish(state, self.campaign_id, contact_id, outcome, self.now).await?;
         }
         Ok(self.outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::QueryTrait;
+
+    use super::*;
+
+    #[test]
+    fn an_id_list_is_one_array_parameter_on_postgresql() {
+        let id = Uuid::nil();
+        let select = contact::Entity::find()
+            .filter(contact::Column::ProjectId.eq(id))
+            .filter(any_of(DbBackend::Postgres, contact::Column::Id, [id, id]))
+            .build(DbBackend::Postgres);
+        assert!(
+            select.sql.ends_with(
+                r#"WHERE "contacts"."project_id" = $1 AND ("contacts"."id" = ANY($2::uuid[]))"#
+            ),
+            "{}",
+            select.sql
+        );
+        let values = select.values.expect("values").0;
+        assert_eq!(values.len(), 2);
+        assert_eq!(
+            values[1],
+            sea_orm::Value::from(format!(r#"{{"{id}","{id}"}}"#))
+        );
+        let sqlite = contact::Entity::find()
+            .filter(any_of(DbBackend::Sqlite, contact::Column::Id, [id, id]))
+            .build(DbBackend::Sqlite);
+        assert!(
+            sqlite.sql.ends_with(r#"WHERE "contacts"."id" IN (?, ?)"#),
+            "{}",
+            sqlite.sql
+        );
+    }
+
+    #[test]
+    fn array_literals_quote_every_value() {
+        assert_eq!(
+            pg_array(["a".to_owned(), r#"b"c\"#.to_owned()]),
+            r#"{"a","b\"c\\"}"#
+        );
+        assert_eq!(pg_array(Vec::<String>::new()), "{}");
     }
 }

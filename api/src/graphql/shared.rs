@@ -35,7 +35,7 @@ const BACKLOG: usize = 4096;
 /// its connection) instead of one each; at a busy project's event rates the per-segment
 /// cost in the kernel is most of what a frame costs. An event after a quiet spell goes
 /// out at once.
-const COALESCE: Duration = Duration::from_millis(10);
+const COALESCE: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ShareKey {
