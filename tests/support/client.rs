@@ -103,6 +103,10 @@ impl<'a> Gql<'a> {
     }
 
     pub async fn send(self) -> Reply {
+        self.send_ref().await
+    }
+
+    async fn send_ref(&self) -> Reply {
         let url = self.app.url("/graphql");
         let mut request = if self.method == Method::GET {
             let vars = self.variables.to_string();
@@ -131,9 +135,20 @@ impl<'a> Gql<'a> {
         }
     }
 
-    /// Sends and returns the data, failing the test on any error.
+    /// Sends and returns the data, failing the test on any error. A request answered
+    /// UNAVAILABLE (the embedded database refusing a write that raced another writer) is
+    /// sent again, a few times, as the error contract tells clients to.
     pub async fn data(self) -> Value {
-        self.send().await.data().clone()
+        let mut reply = self.send_ref().await;
+        for _ in 0..5 {
+            if reply.error_code() != Some("UNAVAILABLE") || self.app.settings.database_url.is_some()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            reply = self.send_ref().await;
+        }
+        reply.data().clone()
     }
 }
 
