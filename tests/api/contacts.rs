@@ -507,6 +507,9 @@ async fn a_page_of_contacts_costs_a_fixed_number_of_queries() {
     let app = TestApp::spawn_with(mode, &shared, |s| {
         s.analytics.poll_interval = std::time::Duration::from_secs(600);
         s.analytics.flush_interval = std::time::Duration::from_secs(600);
+        // The background workers that poll the database, too.
+        s.campaigns.dispatcher = false;
+        s.billing.sweep_interval = std::time::Duration::from_secs(600);
     })
     .await;
     let owner = app.sign_up("Pages").await;

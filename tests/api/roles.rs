@@ -188,6 +188,9 @@ async fn checked_sessions_are_reused_and_follow_changes_at_once() {
     let quiet = |s: &mut parley_api::config::Settings| {
         s.analytics.poll_interval = std::time::Duration::from_secs(600);
         s.analytics.flush_interval = std::time::Duration::from_secs(600);
+        // The background workers that poll the database, too.
+        s.campaigns.dispatcher = false;
+        s.billing.sweep_interval = std::time::Duration::from_secs(600);
     };
     let app = TestApp::spawn_with(mode.clone(), &shared, quiet).await;
     let owner = app.sign_up("Sessions").await;
