@@ -14,6 +14,7 @@ mod m20261126_000008_template_category_time;
 mod m20261126_000009_live_chat;
 mod m20261126_000010_billing;
 mod m20261126_000011_campaigns;
+mod m20261126_000012_onboarding;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_live_chat::Migration),
             Box::new(m20261126_000010_billing::Migration),
             Box::new(m20261126_000011_campaigns::Migration),
+            Box::new(m20261126_000012_onboarding::Migration),
         ]
     }
 }
