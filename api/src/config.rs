@@ -35,6 +35,7 @@ pub struct Settings {
     pub chat_sweep_interval: Duration,
     pub billing: BillingSettings,
     pub campaigns: CampaignSettings,
+    pub onboarding: OnboardingSettings,
     /// Where users reach this server from outside (tracked links point here).
     pub public_url: String,
     /// Now, as the server sees it (tests move it forward).
@@ -50,6 +51,14 @@ pub struct CampaignSettings {
     pub claim_lease: Duration,
     /// API campaign calls each API key may make per second (bursts of twice as many).
     pub api_rate_per_second: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct OnboardingSettings {
+    /// Industries that cannot apply for the WhatsApp Business API (Commerce Policy).
+    pub restricted_industries: crate::onboarding::rules::RestrictedIndustries,
+    /// How long the sandbox takes to answer each step of the embedded sign-up.
+    pub sandbox_step_delay: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -235,6 +244,10 @@ impl Default for Settings {
                 low_balance_micros: 50_000_000,
                 sweep_interval: Duration::from_secs(60),
             },
+            onboarding: OnboardingSettings {
+                restricted_industries: Default::default(),
+                sandbox_step_delay: Duration::from_secs(3),
+            },
             clock: crate::clock::Clock::default(),
         }
     }
@@ -345,6 +358,15 @@ impl Settings {
             s.chat_sweep_interval = Duration::from_millis(number("CHAT_SWEEP_INTERVAL_MS", &v)?);
         }
         billing_from_lookup(&mut s.billing, &parse)?;
+        if let Some(v) = parse("ONBOARDING_RESTRICTED_INDUSTRIES") {
+            s.onboarding.restricted_industries =
+                crate::onboarding::rules::RestrictedIndustries::parse(&v)
+                    .map_err(|e| anyhow::anyhow!("ONBOARDING_RESTRICTED_INDUSTRIES: {e}"))?;
+        }
+        if let Some(v) = parse("WHATSAPP_SANDBOX_SIGNUP_MS") {
+            s.onboarding.sandbox_step_delay =
+                Duration::from_millis(number("WHATSAPP_SANDBOX_SIGNUP_MS", &v)?);
+        }
         if let Some(v) = parse("PUBLIC_URL") {
             if !(v.starts_with("https://") || v.starts_with("http://")) {
                 bail!("PUBLIC_URL: expected an http(s) URL, got {v:?}");

@@ -60,6 +60,14 @@ pub enum ErrorCode {
     /// The API campaign is paused (or no longer live): CRM calls are refused until it is
     /// resumed.
     CampaignPaused,
+    /// Onboarding: the application is not at the step this mutation completes
+    /// (`extensions.currentStep`, `status`).
+    OnboardingWrongStep,
+    /// The project's number is registered (live): changing it needs a new application.
+    NumberLocked,
+    /// The project does not meet the criteria (`extensions.reasons`; `availableAt` when
+    /// only time stands in the way).
+    NotEligible,
 }
 
 impl ErrorCode {
@@ -90,6 +98,9 @@ impl ErrorCode {
             Self::PlanUpgradeRequired => "PLAN_UPGRADE_REQUIRED",
             Self::MessagingLimitExceeded => "MESSAGING_LIMIT_EXCEEDED",
             Self::CampaignPaused => "CAMPAIGN_PAUSED",
+            Self::OnboardingWrongStep => "ONBOARDING_WRONG_STEP",
+            Self::NumberLocked => "NUMBER_LOCKED",
+            Self::NotEligible => "NOT_ELIGIBLE",
         }
     }
 }

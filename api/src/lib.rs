@@ -18,6 +18,7 @@ pub mod graphql;
 pub mod health;
 pub mod messages;
 pub mod observability;
+pub mod onboarding;
 pub mod pagination;
 pub mod projects;
 pub mod realtime;

@@ -174,7 +174,9 @@ impl MigrationTrait for Migration {
                     .col(uuid_null(OnboardingApplications::CreatedBy))
                     .col(timestamp_with_time_zone(OnboardingApplications::CreatedAt))
                     .col(timestamp_with_time_zone(OnboardingApplications::UpdatedAt))
-                    .col(timestamp_with_time_zone_null(OnboardingApplications::LiveAt))
+                    .col(timestamp_with_time_zone_null(
+                        OnboardingApplications::LiveAt,
+                    ))
                     .col(timestamp_with_time_zone_null(
                         OnboardingApplications::ClosedAt,
                     ))
@@ -262,7 +264,10 @@ impl MigrationTrait for Migration {
                     ))
                     .foreign_key(
                         ForeignKey::create()
-                            .from(GreenTickApplications::Table, GreenTickApplications::ProjectId)
+                            .from(
+                                GreenTickApplications::Table,
+                                GreenTickApplications::ProjectId,
+                            )
                             .to(Projects::Table, Projects::Id),
                     )
                     .to_owned(),

@@ -31,6 +31,7 @@ use crate::{
     },
     errors::AppError,
     messages::graphql::{MessagesMutation, MessagesQuery, MessagesSubscription},
+    onboarding::graphql::{OnboardingMutation, OnboardingQuery},
     projects::graphql::{ProjectsMutation, ProjectsQuery, ProjectsSubscription},
     reports::graphql::ReportsQuery,
     state::AppState,
@@ -53,6 +54,7 @@ pub struct Query(
     BillingQuery,
     BillingReportsQuery,
     CampaignsQuery,
+    OnboardingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -69,6 +71,7 @@ pub struct Mutation(
     BillingMutation,
     CampaignsMutation,
     ApiCampaignsMutation,
+    OnboardingMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -36,9 +36,9 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
 use super::provider::{
-    Account, Content, FailureKind, MediaKind, OutboundMessage, ProviderError, Recipient,
-    RemoteTemplate, SendReceipt, SubmittedTemplate, TemplatePage, TemplateSubmission,
-    WhatsAppProvider,
+    Account, BusinessProfile, Content, FailureKind, MediaKind, OutboundMessage, PhoneNumberRequest,
+    ProviderError, Recipient, RemoteTemplate, SendReceipt, SignupProvider, SubmittedTemplate,
+    TemplatePage, TemplateSubmission, WhatsAppProvider,
 };
 
 /// The longest wait between two attempts, whatever the backoff or `Retry-After` says, so
@@ -77,6 +77,9 @@ pub struct MetaConfig {
     /// The Meta app that receives uploads of media samples; without it, templates with a
     /// media sample URL cannot be submitted.
     pub app_id: Option<String>,
+    /// The Meta app's secret: with `app_id`, exchanges the embedded sign-up's code for an
+    /// access token.
+    pub app_secret: Option<secrecy::SecretString>,
 }
 
 impl Default for MetaConfig {
@@ -88,6 +91,7 @@ impl Default for MetaConfig {
             max_attempts: 3,
             backoff_base: Duration::from_millis(500),
             app_id: None,
+            app_secret: None,
         }
     }
 }
@@ -154,6 +158,8 @@ impl MetaClient {
             .request(call.method.clone(), &call.url)
             .query(&call.query);
         let request = match &call.payload {
+            // The code exchange authenticates with the app's id and secret instead.
+            Payload::None if call.token.is_empty() => request,
             Payload::None => request.bearer_auth(call.token),
             Payload::Json(body) => request.bearer_auth(call.token).json(body),
             Payload::File(bytes) => request
@@ -861,6 +867,168 @@ impl WhatsAppProvider for MetaClient {
     }
 }
 
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+struct IdAnswer {
+    id: String,
+}
+
+/// Onboarding: Meta's code exchange and phone number endpoints. Calls that would send a
+/// code again (or spend a one-time code) are retried only when Meta surely did not act.
+#[async_trait]
+impl SignupProvider for MetaClient {
+    async fn exchange_code(&self, code: &str) -> Result<String, ProviderError> {
+        use secrecy::ExposeSecret;
+        let (Some(app_id), Some(secret)) = (&self.config.app_id, &self.config.app_secret) else {
+            return Err(permanent(
+                "the embedded sign-up needs the Meta app's id and secret \
+                 (WHATSAPP_APP_ID, WHATSAPP_APP_SECRET)"
+                    .into(),
+            ));
+        };
+        let call = Call {
+            operation: "exchange_code",
+            method: Method::GET,
+            url: self.node_url("oauth/access_token"),
+            query: vec![
+                ("client_id", app_id.clone()),
+                ("client_secret", secret.expose_secret().to_owned()),
+                ("code", code.to_owned()),
+            ],
+            token: "",
+            payload: Payload::None,
+            replay: Replay::IfUnaccepted,
+        };
+        let answer: TokenAnswer = self.execute(&call).await?;
+        Ok(answer.access_token)
+    }
+
+    async fn add_phone_number(
+        &self,
+        token: &str,
+        waba_id: &str,
+        number: &PhoneNumberRequest,
+    ) -> Result<String, ProviderError> {
+        let call = Call {
+            operation: "add_phone_number",
+            method: Method::POST,
+            url: self.url(waba_id, "phone_numbers"),
+            query: Vec::new(),
+            token,
+            payload: Payload::Json(json!({
+                "cc": number.country_code,
+                "phone_number": number.national_number,
+                "verified_name": number.display_name,
+            })),
+            replay: Replay::IfUnaccepted,
+        };
+        let answer: IdAnswer = self.execute(&call).await?;
+        Ok(answer.id)
+    }
+
+    async fn request_code(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        method: &str,
+        language: &str,
+    ) -> Result<(), ProviderError> {
+        let call = Call {
+            operation: "request_code",
+            method: Method::POST,
+            url: self.url(phone_number_id, "request_code"),
+            query: Vec::new(),
+            token,
+            payload: Payload::Json(json!({ "code_method": method, "language": language })),
+            replay: Replay::IfUnaccepted,
+        };
+        success(self.execute(&call).await?)
+    }
+
+    async fn verify_code(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        code: &str,
+    ) -> Result<(), ProviderError> {
+        let call = Call {
+            operation: "verify_code",
+            method: Method::POST,
+            url: self.url(phone_number_id, "verify_code"),
+            query: Vec::new(),
+            token,
+            payload: Payload::Json(json!({ "code": code })),
+            replay: Replay::IfUnaccepted,
+        };
+        success(self.execute(&call).await?)
+    }
+
+    async fn register(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        pin: &str,
+    ) -> Result<(), ProviderError> {
+        let call = Call {
+            operation: "register",
+            method: Method::POST,
+            url: self.url(phone_number_id, "register"),
+            query: Vec::new(),
+            token,
+            payload: Payload::Json(json!({ "messaging_product": "whatsapp", "pin": pin })),
+            replay: Replay::Always,
+        };
+        success(self.execute(&call).await?)
+    }
+
+    async fn set_business_profile(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        profile: &BusinessProfile,
+    ) -> Result<(), ProviderError> {
+        let mut body = json!({ "messaging_product": "whatsapp", "vertical": profile.vertical });
+        if let Some(description) = &profile.description {
+            body["description"] = description.as_str().into();
+        }
+        let call = Call {
+            operation: "set_business_profile",
+            method: Method::POST,
+            url: self.url(phone_number_id, "whatsapp_business_profile"),
+            query: Vec::new(),
+            token,
+            payload: Payload::Json(body),
+            replay: Replay::Always,
+        };
+        success(self.execute(&call).await?)
+    }
+
+    async fn deregister(&self, token: &str, phone_number_id: &str) -> Result<(), ProviderError> {
+        let call = Call {
+            operation: "deregister",
+            method: Method::POST,
+            url: self.url(phone_number_id, "deregister"),
+            query: Vec::new(),
+            token,
+            payload: Payload::None,
+            replay: Replay::Always,
+        };
+        success(self.execute(&call).await?)
+    }
+}
+
+/// Meta's `{"success": true}`; `false` is a refusal without an error code.
+fn success(answer: Value) -> Result<(), ProviderError> {
+    if answer.get("success").and_then(Value::as_bool) == Some(false) {
+        return Err(permanent("Meta did not accept the request".into()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -1047,6 +1215,7 @@ mod tests {
             max_attempts,
             backoff_base: Duration::from_millis(1),
             app_id: Some("APP1".into()),
+            app_secret: None,
         }
     }
 

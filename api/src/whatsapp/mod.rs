@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use self::{
     meta::{MetaClient, MetaConfig},
-    provider::WhatsAppProvider,
+    provider::{SignupProvider, WhatsAppProvider},
     sandbox::SandboxProvider,
 };
 use crate::config::WhatsAppSettings;
@@ -45,6 +45,7 @@ impl WhatsApp {
                 max_attempts: settings.max_attempts,
                 backoff_base: settings.backoff_base,
                 app_id: settings.app_id.clone(),
+                app_secret: settings.app_secret.clone(),
             })?,
             sandbox: SandboxProvider::new(db, settings.sandbox.clone(), wake.clone()),
             wake,
@@ -54,6 +55,15 @@ impl WhatsApp {
     /// Who answers for this account.
     pub fn provider(&self, account: &whatsapp_account::Model) -> &dyn WhatsAppProvider {
         if account.provider == accounts::PROVIDER_META {
+            &self.meta
+        } else {
+            &self.sandbox
+        }
+    }
+
+    /// Who answers an onboarding application's calls: `meta` or the sandbox.
+    pub fn signup(&self, provider: &str) -> &dyn SignupProvider {
+        if provider == accounts::PROVIDER_META {
             &self.meta
         } else {
             &self.sandbox

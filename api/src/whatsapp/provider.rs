@@ -191,3 +191,80 @@ pub trait WhatsAppProvider: Send + Sync {
         after: Option<&str>,
     ) -> Result<TemplatePage, ProviderError>;
 }
+
+/// The numbers' side of onboarding (the embedded sign-up, and leaving): Meta's code
+/// exchange and phone number registration endpoints, or the sandbox's stand-ins.
+#[async_trait]
+pub trait SignupProvider: Send + Sync {
+    /// Exchanges the code of the embedded sign-up's Facebook login for an access token
+    /// (`GET /oauth/access_token` with the Meta app's id and secret).
+    async fn exchange_code(&self, code: &str) -> Result<String, ProviderError>;
+
+    /// Adds a number to a WhatsApp Business Account with its display name
+    /// (`POST /{waba-id}/phone_numbers`); returns the phone number id.
+    async fn add_phone_number(
+        &self,
+        token: &str,
+        waba_id: &str,
+        number: &PhoneNumberRequest,
+    ) -> Result<String, ProviderError>;
+
+    /// Sends the verification code by `method` (`SMS` or `VOICE`)
+    /// (`POST /{phone-number-id}/request_code`).
+    async fn request_code(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        method: &str,
+        language: &str,
+    ) -> Result<(), ProviderError>;
+
+    /// Checks the code the business received (`POST /{phone-number-id}/verify_code`).
+    async fn verify_code(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        code: &str,
+    ) -> Result<(), ProviderError>;
+
+    /// Registers the number for the Cloud API, setting its two-step verification PIN
+    /// (`POST /{phone-number-id}/register`).
+    async fn register(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        pin: &str,
+    ) -> Result<(), ProviderError>;
+
+    /// Sets the business profile customers see
+    /// (`POST /{phone-number-id}/whatsapp_business_profile`).
+    async fn set_business_profile(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        profile: &BusinessProfile,
+    ) -> Result<(), ProviderError>;
+
+    /// Takes the number off the Cloud API (`POST /{phone-number-id}/deregister`): the
+    /// start of a downgrade.
+    async fn deregister(&self, token: &str, phone_number_id: &str) -> Result<(), ProviderError>;
+}
+
+/// A number to add to a WhatsApp Business Account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhoneNumberRequest {
+    /// The country calling code, without `+` (`91`).
+    pub country_code: String,
+    /// The number without its country code (`9812345678`).
+    pub national_number: String,
+    /// The display name customers see (Meta's `verified_name`).
+    pub display_name: String,
+}
+
+/// The business profile of a number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusinessProfile {
+    /// Meta's `vertical` (`RETAIL`, `EDU`...).
+    pub vertical: String,
+    pub description: Option<String>,
+}

@@ -8,6 +8,11 @@
 //!   undeliverable); otherwise `failure_percent` of sends fail, picked by message id;
 //! - `reply_percent` of read messages get a reply, picked the same way;
 //! - templates named `test_reject…` are rejected (`INVALID_FORMAT`), others approved.
+//!
+//! For the embedded sign-up (onboarding delays each outcome by `WHATSAPP_SANDBOX_SIGNUP_MS`):
+//! - the Facebook login code `test_denied` is refused, any other is accepted;
+//! - a number ending in `0000` never receives its verification code;
+//! - the code it "sends" is always [`SANDBOX_VERIFICATION_CODE`]; any other is incorrect.
 
 use std::sync::Arc;
 
@@ -22,8 +27,9 @@ use uuid::Uuid;
 use super::{
     inbox::{self, Delivery},
     provider::{
-        Account, Content, FailureKind, OutboundMessage, ProviderError, Recipient, RemoteTemplate,
-        SendReceipt, SubmittedTemplate, TemplatePage, TemplateSubmission, WhatsAppProvider,
+        Account, BusinessProfile, Content, FailureKind, OutboundMessage, PhoneNumberRequest,
+        ProviderError, Recipient, RemoteTemplate, SendReceipt, SignupProvider, SubmittedTemplate,
+        TemplatePage, TemplateSubmission, WhatsAppProvider,
     },
 };
 use crate::config::SandboxSettings;
@@ -222,6 +228,96 @@ impl WhatsAppProvider for SandboxProvider {
             templates,
             next_after: None,
         })
+    }
+}
+
+/// The verification code the sandbox "sends" to every number.
+pub const SANDBOX_VERIFICATION_CODE: &str = "123456";
+/// The Facebook login code the sandbox refuses, to try a failed connection.
+pub const SANDBOX_DENIED_LOGIN: &str = "test_denied";
+const SANDBOX_PHONE_PREFIX: &str = "sandbox-pn-";
+
+fn refused(message: &str) -> ProviderError {
+    ProviderError {
+        kind: FailureKind::Permanent,
+        code: None,
+        subcode: None,
+        message: message.to_owned(),
+        http_status: Some(400),
+    }
+}
+
+/// The sandbox's embedded sign-up: see the module documentation for what it refuses.
+#[async_trait]
+impl SignupProvider for SandboxProvider {
+    async fn exchange_code(&self, code: &str) -> Result<String, ProviderError> {
+        if code == SANDBOX_DENIED_LOGIN {
+            return Err(refused(
+                "the Facebook login was not completed or its permissions were declined",
+            ));
+        }
+        Ok(format!("sandbox-token-{}", Uuid::new_v4().simple()))
+    }
+
+    async fn add_phone_number(
+        &self,
+        _token: &str,
+        _waba_id: &str,
+        number: &PhoneNumberRequest,
+    ) -> Result<String, ProviderError> {
+        Ok(format!(
+            "{SANDBOX_PHONE_PREFIX}{}{}",
+            number.country_code, number.national_number
+        ))
+    }
+
+    async fn request_code(
+        &self,
+        _token: &str,
+        phone_number_id: &str,
+        _method: &str,
+        _language: &str,
+    ) -> Result<(), ProviderError> {
+        if phone_number_id.ends_with("0000") {
+            return Err(refused(
+                "the verification code could not be delivered to this number",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn verify_code(
+        &self,
+        _token: &str,
+        _phone_number_id: &str,
+        code: &str,
+    ) -> Result<(), ProviderError> {
+        if code != SANDBOX_VERIFICATION_CODE {
+            return Err(refused("the verification code is incorrect"));
+        }
+        Ok(())
+    }
+
+    async fn register(
+        &self,
+        _token: &str,
+        _phone_number_id: &str,
+        _pin: &str,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn set_business_profile(
+        &self,
+        _token: &str,
+        _phone_number_id: &str,
+        _profile: &BusinessProfile,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn deregister(&self, _token: &str, _phone_number_id: &str) -> Result<(), ProviderError> {
+        Ok(())
     }
 }
 
