@@ -31,10 +31,17 @@
 //! previous chunk's writes. A node that dies mid-claim leaves at most the chunks in flight
 //! recorded but unanswered: `INTERRUPTED` once the lease runs out, never sent twice.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Duration, Utc};
-use futures::{StreamExt, future::join_all, stream::FuturesUnordered};
+use futures::{
+    StreamExt,
+    future::{Either, join_all},
+    stream::FuturesUnordered,
+};
 use governor::DefaultDirectRateLimiter;
 use parley_analytics::{Event, outbox};
 use parley_entity::{
@@ -89,6 +96,8 @@ use crate::{
 const CHUNK_MAX: usize = 200;
 /// Chunks in flight at once.
 const PIPELINE: usize = 3;
+/// A turn publishes the campaign's progress at most this often.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What one claim shares: read once.
 struct Round<'a> {
@@ -103,11 +112,12 @@ struct Round<'a> {
     book: Arc<PriceBook>,
     /// A parameter names a custom attribute: the contacts' values are read.
     needs_attributes: bool,
-    claim: DateTime<Utc>,
     limiter: Arc<DefaultDirectRateLimiter>,
     actor: Actor,
     /// Prepares run one at a time (see the module documentation).
     prepare_lock: Mutex<()>,
+    /// When this turn last published the campaign's progress.
+    progress_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A message recorded and ready for Meta.
@@ -118,7 +128,33 @@ struct Prepared {
     outbound: OutboundMessage,
 }
 
-/// Sends the claimed recipients; returns what the campaign should do next (pause, stop).
+/// How a dispatcher turn claims more while it sends (see [`send`]).
+pub(super) struct Refill {
+    /// The most recipients claimed and not yet sent at any time (one second's worth at
+    /// the number's throughput, capped): what a pause lets finish.
+    pub count: u32,
+    pub lease: chrono::Duration,
+    /// No claim is started after this long: the turn ends (other campaigns, expired
+    /// claims and scheduled campaigns get their turn).
+    pub window: std::time::Duration,
+}
+
+/// Recipients to send together: (contact, attempts), and the lease they were claimed under.
+type ChunkOf = (Vec<(Uuid, i32)>, DateTime<Utc>);
+
+/// What finished in a turn: a chunk (what the campaign should do next), or a claim.
+enum Work {
+    /// A chunk of so many recipients done.
+    Chunk(usize, Vec<Outcome>),
+    /// A claim of so many asked for.
+    Claimed(u32, AppResult<Claimed>),
+}
+
+/// Sends the claimed recipients, and more: once half of what was claimed is sent, the
+/// next claim is made while the rest goes (the campaign still running, the turn younger
+/// than `refill.window`, the previous claim full, nothing asking to pause or stop), so
+/// that the pipeline does not wait for claims; what is claimed and not yet sent stays
+/// within `refill.count`. Returns what the campaign should do next.
 pub(super) async fn send(
     state: &AppState,
     found: &campaign::Model,
@@ -126,7 +162,9 @@ pub(super) async fn send(
     parameters: &[ParameterInput],
     claimed: Claimed,
     limiter: Arc<DefaultDirectRateLimiter>,
+    refill: Refill,
 ) -> AppResult<Vec<Outcome>> {
+    let started = std::time::Instant::now();
     let project = project::Entity::find_by_id(found.project_id)
         .one(&state.db)
         .await?
@@ -159,10 +197,10 @@ pub(super) async fn send(
         template,
         book,
         needs_attributes,
-        claim: claimed.until,
         limiter,
         actor,
         prepare_lock: Mutex::new(()),
+        progress_at: std::sync::Mutex::new(None),
     };
     let round = &round;
     // The embedded database has one writer: its chunks go one at a time (concurrent
@@ -171,46 +209,119 @@ pub(super) async fn send(
         DbBackend::Postgres => PIPELINE,
         _ => 1,
     };
-    let mut chunks = claimed.recipients.chunks(chunk);
+    let budget = refill.count.max(1) as usize;
+    let mut more = claimed.recipients.len() >= budget;
+    let mut queue: VecDeque<ChunkOf> = VecDeque::new();
+    // Claimed and not yet done: queued, and in chunks in flight.
+    let mut outstanding = split(&mut queue, claimed, chunk);
     let mut in_flight = FuturesUnordered::new();
+    let (mut chunks_in_flight, mut refilling) = (0, false);
     let mut outcomes = Vec::new();
     loop {
-        while in_flight.len() < pipeline {
-            let Some(ids) = chunks.next() else { break };
-            in_flight.push(round.chunk_logged(ids));
+        while chunks_in_flight < pipeline {
+            let Some((ids, claim)) = queue.pop_front() else {
+                break;
+            };
+            in_flight.push(Either::Left(round.chunk_work(ids, claim)));
+            chunks_in_flight += 1;
+        }
+        // (On the embedded database a claim waits until nothing else is in flight.)
+        let idle = pipeline > 1 || chunks_in_flight == 0;
+        if more && !refilling && idle && outstanding <= budget / 2 {
+            let stopping = outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Pause(_) | Outcome::Stop(_)));
+            if stopping || started.elapsed() >= refill.window {
+                more = false;
+            } else {
+                let count = u32::try_from(budget - outstanding).unwrap_or(1).max(1);
+                in_flight.push(Either::Right(round.claim_work(count, refill.lease)));
+                refilling = true;
+            }
         }
         match in_flight.next().await {
-            Some(done) => outcomes.extend(done),
+            Some(Work::Chunk(size, done)) => {
+                chunks_in_flight -= 1;
+                outstanding -= size;
+                outcomes.extend(done);
+            }
+            Some(Work::Claimed(asked, claimed)) => {
+                refilling = false;
+                match claimed {
+                    Ok(claimed) => {
+                        more = claimed.recipients.len() >= asked as usize;
+                        outstanding += split(&mut queue, claimed, chunk);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, campaign = %found.id, "a campaign claim failed");
+                        more = false;
+                    }
+                }
+            }
             None => break,
         }
     }
+    // The last change of the turn, whatever the gate let through before.
+    super::progress::publish(state, found.id).await;
     Ok(outcomes)
 }
 
+/// Queues a claim's recipients in chunks, each with the claim's lease; returns how many.
+fn split(queue: &mut VecDeque<ChunkOf>, claimed: Claimed, chunk: usize) -> usize {
+    for ids in claimed.recipients.chunks(chunk) {
+        queue.push_back((ids.to_vec(), claimed.until));
+    }
+    claimed.recipients.len()
+}
+
 impl Round<'_> {
-    async fn chunk_logged(&self, ids: &[(Uuid, i32)]) -> Vec<Outcome> {
-        match self.chunk(ids).await {
-            Ok(outcomes) => outcomes,
-            Err(err) => {
-                // What was not recorded is settled by the claim's lease.
-                tracing::warn!(error = %err, campaign = %self.found.id, "a campaign chunk failed");
-                Vec::new()
-            }
-        }
+    async fn chunk_work(&self, ids: Vec<(Uuid, i32)>, claim: DateTime<Utc>) -> Work {
+        Work::Chunk(
+            ids.len(),
+            match self.chunk(&ids, claim).await {
+                Ok(outcomes) => outcomes,
+                Err(err) => {
+                    // What was not recorded is settled by the claim's lease.
+                    tracing::warn!(error = %err, campaign = %self.found.id, "a campaign chunk failed");
+                    Vec::new()
+                }
+            },
+        )
     }
 
-    async fn chunk(&self, ids: &[(Uuid, i32)]) -> AppResult<Vec<Outcome>> {
+    async fn claim_work(&self, count: u32, lease: chrono::Duration) -> Work {
+        let now = self.state.settings.clock.now();
+        Work::Claimed(
+            count,
+            super::dispatcher::claim(self.state, self.found.id, count, now, lease).await,
+        )
+    }
+
+    async fn chunk(&self, ids: &[(Uuid, i32)], claim: DateTime<Utc>) -> AppResult<Vec<Outcome>> {
         let (prepared, mut outcomes) = {
             let _one_at_a_time = self.prepare_lock.lock().await;
-            self.prepare(ids).await?
+            self.prepare(ids, claim).await?
         };
         if prepared.is_empty() {
             return Ok(outcomes);
         }
         let results = join_all(prepared.iter().map(|p| self.send_one(p))).await;
         outcomes.extend(self.record(prepared, results).await?);
-        super::progress::publish(self.state, self.found.id).await;
+        self.progress().await;
         Ok(outcomes)
+    }
+
+    /// Live progress, at most once a second from a turn (the counts read every recipient
+    /// of the campaign: four times a second costs a tenth of a core at 100,000).
+    async fn progress(&self) {
+        {
+            let mut at = self.progress_at.lock().expect("progress gate");
+            if at.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+                return;
+            }
+            *at = Some(std::time::Instant::now());
+        }
+        super::progress::publish(self.state, self.found.id).await;
     }
 
     /// Step 2: one message to Meta, when the number's rate limiter lets it.
@@ -222,7 +333,11 @@ impl Round<'_> {
 
     /// Step 1 (see the module documentation). Returns the messages to send, and what the
     /// campaign should do about those that were not.
-    async fn prepare(&self, ids: &[(Uuid, i32)]) -> AppResult<(Vec<Prepared>, Vec<Outcome>)> {
+    async fn prepare(
+        &self,
+        ids: &[(Uuid, i32)],
+        claim: DateTime<Utc>,
+    ) -> AppResult<(Vec<Prepared>, Vec<Outcome>)> {
         let state = self.state;
         let db = &state.db;
         let project_id = self.found.project_id;
@@ -349,7 +464,7 @@ impl Round<'_> {
         let prepared = if priced.is_empty() {
             Vec::new()
         } else {
-            let (prepared, paused) = self.write(priced, month, &month_key, now).await?;
+            let (prepared, paused) = self.write(priced, month, &month_key, claim, now).await?;
             for (contact_id, attempts, err) in paused {
                 settled.error(contact_id, attempts, err);
             }
@@ -366,6 +481,7 @@ impl Round<'_> {
         mut priced: Vec<Priced>,
         mut month: MonthState,
         month_key: &str,
+        claim: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> AppResult<(Vec<Prepared>, Vec<(Uuid, i32, AppError)>)> {
         let state = self.state;
@@ -375,20 +491,20 @@ impl Round<'_> {
         let backend = txn.get_database_backend();
 
         // The recipients this claim still holds get their message ids; any other is no
-        // longer ours to send.
+        // longer ours to send. (On PostgreSQL, see [`any_of`] for the shape.)
         let attach = match backend {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 backend,
-                "UPDATE campaign_recipients r SET message_id = v.message_id \
-                 FROM unnest($1::uuid[], $2::uuid[]) AS v(contact_id, message_id) \
-                 WHERE r.campaign_id = $3 AND r.contact_id = v.contact_id \
-                   AND r.status = 'SENDING' AND r.claimed_until = $4 \
+                "UPDATE campaign_recipients r SET message_id = \
+                   ((SELECT $2::uuid[])::uuid[])[array_position((SELECT $1::uuid[])::uuid[], r.contact_id)] \
+                 WHERE r.campaign_id = $3 AND r.contact_id = ANY((SELECT $1::uuid[])::uuid[]) \
+                   AND (r.status = 'SENDING' AND r.claimed_until = $4) IS TRUE \
                  RETURNING r.contact_id",
                 [
                     pg_array(priced.iter().map(|p| p.contact.id.to_string())).into(),
                     pg_array(priced.iter().map(|p| p.message_id.to_string())).into(),
                     campaign_id.into(),
-                    self.claim.into(),
+                    claim.into(),
                 ],
             ),
             _ => {
@@ -411,9 +527,7 @@ impl Round<'_> {
                                 .is_in(priced.iter().map(|p| p.contact.id)),
                         )
                         .and_where(Expr::col(campaign_recipient::Column::Status).eq(model::SENDING))
-                        .and_where(
-                            Expr::col(campaign_recipient::Column::ClaimedUntil).eq(self.claim),
-                        )
+                        .and_where(Expr::col(campaign_recipient::Column::ClaimedUntil).eq(claim))
                         .returning_col(campaign_recipient::Column::ContactId),
                 )
             }
@@ -721,10 +835,9 @@ impl Round<'_> {
             let update = match backend {
                 DbBackend::Postgres => Statement::from_sql_and_values(
                     backend,
-                    "UPDATE messages m SET wa_message_id = v.wa_message_id, status = $3, \
-                     updated_at = $4 \
-                     FROM unnest($1::uuid[], $2::text[]) AS v(id, wa_message_id) \
-                     WHERE m.id = v.id",
+                    "UPDATE messages m SET status = $3, updated_at = $4, wa_message_id = \
+                       ((SELECT $2::text[])::text[])[array_position((SELECT $1::uuid[])::uuid[], m.id)] \
+                     WHERE m.id = ANY((SELECT $1::uuid[])::uuid[])",
                     [
                         pg_array(accepted_ids.iter().map(Uuid::to_string)).into(),
                         pg_array(accepted_wamids).into(),
@@ -753,7 +866,7 @@ impl Round<'_> {
                 .filter(message_status::Column::ProjectId.eq(project_id))
                 .filter(match backend {
                     DbBackend::Postgres => Expr::cust_with_values(
-                        r#""message_statuses"."wa_message_id" = ANY($1::text[])"#,
+                        r#""message_statuses"."wa_message_id" = ANY((SELECT $1::text[])::text[])"#,
                         [pg_array(wamids)],
                     ),
                     _ => message_status::Column::WaMessageId.is_in(wamids),
@@ -847,25 +960,43 @@ impl Round<'_> {
         }
         let mut sent = Vec::new();
         for (status, contact_ids) in by_status {
-            let update = Query::update()
-                .table(campaign_recipient::Entity)
-                .value(campaign_recipient::Column::Status, status)
-                .value(campaign_recipient::Column::SentAt, now)
-                .value(campaign_recipient::Column::UpdatedAt, now)
-                .value(
-                    campaign_recipient::Column::ClaimedUntil,
-                    Option::<DateTime<Utc>>::None,
-                )
-                .and_where(Expr::col(campaign_recipient::Column::CampaignId).eq(campaign_id))
-                .and_where(any_of(
+            let update = match backend {
+                // See `any_of` for the shape.
+                DbBackend::Postgres => Statement::from_sql_and_values(
                     backend,
-                    campaign_recipient::Column::ContactId,
-                    contact_ids,
-                ))
-                .and_where(Expr::col(campaign_recipient::Column::Status).eq(model::SENDING))
-                .returning_col(campaign_recipient::Column::ContactId)
-                .to_owned();
-            for row in txn.query_all(backend.build(&update)).await? {
+                    "UPDATE campaign_recipients r SET status = $2, sent_at = $3, \
+                       updated_at = $3, claimed_until = NULL \
+                     WHERE r.campaign_id = $4 AND r.contact_id = ANY((SELECT $1::uuid[])::uuid[]) \
+                       AND (r.status = 'SENDING') IS TRUE \
+                     RETURNING r.contact_id",
+                    [
+                        pg_array(contact_ids.iter().map(Uuid::to_string)).into(),
+                        status.into(),
+                        now.into(),
+                        campaign_id.into(),
+                    ],
+                ),
+                _ => backend.build(
+                    Query::update()
+                        .table(campaign_recipient::Entity)
+                        .value(campaign_recipient::Column::Status, status)
+                        .value(campaign_recipient::Column::SentAt, now)
+                        .value(campaign_recipient::Column::UpdatedAt, now)
+                        .value(
+                            campaign_recipient::Column::ClaimedUntil,
+                            Option::<DateTime<Utc>>::None,
+                        )
+                        .and_where(
+                            Expr::col(campaign_recipient::Column::CampaignId).eq(campaign_id),
+                        )
+                        .and_where(
+                            Expr::col(campaign_recipient::Column::ContactId).is_in(contact_ids),
+                        )
+                        .and_where(Expr::col(campaign_recipient::Column::Status).eq(model::SENDING))
+                        .returning_col(campaign_recipient::Column::ContactId),
+                ),
+            };
+            for row in txn.query_all(update).await? {
                 sent.push(row.try_get_by_index::<Uuid>(0)?);
             }
         }
@@ -1374,9 +1505,9 @@ async fn chats_on_outbound(
         let update = match backend {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 backend,
-                "UPDATE chats c SET last_message_at = $3, last_message_id = v.message_id \
-                 FROM unnest($1::uuid[], $2::uuid[]) AS v(contact_id, message_id) \
-                 WHERE c.contact_id = v.contact_id",
+                "UPDATE chats c SET last_message_at = $3, last_message_id = \
+                   ((SELECT $2::uuid[])::uuid[])[array_position((SELECT $1::uuid[])::uuid[], c.contact_id)] \
+                 WHERE c.contact_id = ANY((SELECT $1::uuid[])::uuid[])",
                 [
                     pg_array(newer.iter().map(|(c, _)| c.to_string())).into(),
                     pg_array(newer.iter().map(|(_, m)| m.to_string())).into(),
@@ -1452,10 +1583,21 @@ async fn chats_on_outbound(
     Ok(events)
 }
 
-/// `column IN (ids)`. On PostgreSQL one array parameter (`column = ANY($1::uuid[])`), so
-/// that the statement's cached generic plan looks the rows up by index whatever size the
-/// table had when it was planned: an IN list of n parameters planned while a table was
-/// still small scans it whole ever after, rebuilding the list for every row.
+/// `column IN (ids)`.
+///
+/// How the chunk's statements name many rows on PostgreSQL, whatever the planner knows:
+///
+/// The ids go as one text parameter, read as an array once per execution by an InitPlan:
+/// `col = ANY((SELECT $1::uuid[])::uuid[])`, and a value per row is taken from a second
+/// array at the row's position (`array_position`). A list of n parameters (`IN ($1, …)`)
+/// is planned for what the table was when the connection first ran it: planned while a
+/// table was small it scans the whole table ever after, rebuilding the list for every
+/// row; `= ANY($1::uuid[])` in a cached generic plan parses the text for every row it
+/// filters; a join with `unnest(…)` is planned as a nested loop over every row of the
+/// campaign when the table has no statistics yet (a fresh snapshot). The array behind an
+/// InitPlan is opaque to the planner, which then looks the rows up by key (the guards on
+/// `status` are written `(…) IS TRUE` so that the queue index is not taken for them).
+/// 2 to 4 ms per chunk of 200 instead of up to 330 ms.
 fn any_of<T: ColumnTrait>(
     backend: DbBackend,
     column: T,
@@ -1464,7 +1606,7 @@ fn any_of<T: ColumnTrait>(
     match backend {
         DbBackend::Postgres => Expr::cust_with_values(
             format!(
-                r#""{}"."{}" = ANY($1::uuid[])"#,
+                r#""{}"."{}" = ANY((SELECT $1::uuid[])::uuid[])"#,
                 column.entity_name().to_string(),
                 column.as_str()
             ),
@@ -1543,7 +1685,7 @@ mod tests {
             .build(DbBackend::Postgres);
         assert!(
             select.sql.ends_with(
-                r#"WHERE "contacts"."project_id" = $1 AND ("contacts"."id" = ANY($2::uuid[]))"#
+                r#"WHERE "contacts"."project_id" = $1 AND ("contacts"."id" = ANY((SELECT $2::uuid[])::uuid[]))"#
             ),
             "{}",
             select.sql

@@ -48,8 +48,12 @@ const IDLE: Duration = Duration::from_millis(500);
 /// (Meta's range); a higher value written in the database (a benchmark's "no limit") is
 /// followed up to this.
 const MAX_PER_SECOND: u32 = 100_000;
-/// The most recipients one round claims (one second's worth, up to this).
+/// The most recipients one claim takes (one second's worth, up to this).
 const MAX_CLAIM: u32 = 10_000;
+/// How long a campaign's turn claims more while it sends (the next claim is made while
+/// the last chunks of the previous one are sent); then the turn ends and the dispatcher
+/// settles expired claims, starts due campaigns and gives the next campaign its turn.
+const TURN: Duration = Duration::from_secs(5);
 
 /// Wakes and rate limiters shared by this node's dispatcher.
 #[derive(Default)]
@@ -168,8 +172,21 @@ async fn dispatch(state: &AppState, found: &campaign::Model) -> AppResult<bool> 
     let parameters: Vec<ParameterInput> = serde_json::from_str(&found.parameters)
         .map_err(|e| AppError::internal(anyhow::anyhow!("campaign parameters: {e}")))?;
     let limiter = limiter(state, found.project_id, per_second);
-    let outcomes =
-        super::batch::send(state, found, &account, &parameters, claimed, limiter).await?;
+    let refill = super::batch::Refill {
+        count: per_second.min(MAX_CLAIM),
+        lease,
+        window: TURN,
+    };
+    let outcomes = super::batch::send(
+        state,
+        found,
+        &account,
+        &parameters,
+        claimed,
+        limiter,
+        refill,
+    )
+    .await?;
     if let Some(reason) = outcomes.iter().find_map(|o| match o {
         Outcome::Stop(reason) => Some(reason.clone()),
         _ => None,
@@ -191,8 +208,9 @@ pub(super) struct Claimed {
     pub until: DateTime<Utc>,
 }
 
-/// Marks the next due queued recipients `SENDING` under a lease; returns them.
-async fn claim(
+/// Marks the next due queued recipients `SENDING` under a lease; returns them. Nothing is
+/// claimed once the campaign is no longer running (paused, cancelled, stopped).
+pub(super) async fn claim(
     state: &AppState,
     campaign_id: Uuid,
     count: u32,
@@ -211,6 +229,7 @@ async fn claim(
                SELECT contact_id FROM campaign_recipients \
                WHERE campaign_id = $3 AND status = 'QUEUED' \
                  AND (next_attempt_at IS NULL OR next_attempt_at <= $2) \
+                 AND EXISTS (SELECT 1 FROM campaigns WHERE id = $3 AND status = 'RUNNING') \
                LIMIT $4 FOR UPDATE SKIP LOCKED) \
              UPDATE campaign_recipients r SET status = 'SENDING', claimed_until = $1, \
                attempts = r.attempts + 1, updated_at = $2 \
@@ -224,6 +243,7 @@ async fn claim(
                SELECT contact_id FROM campaign_recipients \
                WHERE campaign_id = ?3 AND status = 'QUEUED' \
                  AND (next_attempt_at IS NULL OR next_attempt_at <= ?2) \
+                 AND EXISTS (SELECT 1 FROM campaigns WHERE id = ?3 AND status = 'RUNNING') \
                LIMIT ?4) \
              RETURNING contact_id, attempts, seq"
         }
