@@ -13,6 +13,7 @@ mod exports;
 mod import_writes;
 mod imports;
 mod messaging;
+mod onboarding;
 mod processes;
 mod roles;
 mod sandbox;

@@ -1,7 +1,10 @@
 //! A stand-in for Meta's Graph API (the WhatsApp Cloud API) for black-box tests: it
 //! records every request, answers sends, template calls and the Resumable Upload API in
 //! Meta's documented shapes, and plays failures a test scripts. It also hosts media
-//! samples (`GET /samples/{name}`), as a user's own server would.
+//! samples (`GET /samples/{name}`), as a user's own server would. For the embedded
+//! sign-up it serves the code exchange (`GET /oauth/access_token`) and the phone number
+//! endpoints (`phone_numbers`, `request_code`, `verify_code`, `register`,
+//! `whatsapp_business_profile`, `deregister`).
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +19,10 @@ use serde_json::{Value, json};
 
 /// The first template id handed out, so ids look like Meta's long numeric ones.
 const FIRST_TEMPLATE_ID: u64 = 594_425_479_261_000;
+/// The first phone number id handed out by `POST /{waba-id}/phone_numbers`.
+const FIRST_PHONE_NUMBER_ID: u64 = 106_540_352_240_000;
+/// What the code exchange answers: this prefix and the code.
+pub const ACCESS_TOKEN_PREFIX: &str = "EAAfake";
 /// What every `/samples/{name}` serves: a few bytes that start and end like a JPEG.
 pub const SAMPLE_JPEG: &[u8] = &[
     0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0xFF, 0xD9,
@@ -267,8 +274,33 @@ impl FakeState {
             (&Method::GET, [_, waba, "message_templates"]) => {
                 self.list(url, &request.path, waba, &request.query)
             }
+            (&Method::GET, [_, "oauth", "access_token"]) => exchange_code(&request.query),
+            (&Method::POST, [_, _, "phone_numbers"]) => self.add_phone_number(&request.body),
+            (&Method::POST, [_, _, "request_code"]) => request_code(&request.body),
+            (&Method::POST, [_, _, "verify_code"]) => verify_code(&request.body),
+            (&Method::POST, [_, _, "register"]) => register(&request.body),
+            (&Method::POST, [_, _, "whatsapp_business_profile"]) => {
+                if request.body["messaging_product"] != "whatsapp" {
+                    return bad_request("(#100) The parameter messaging_product is required");
+                }
+                success()
+            }
+            (&Method::POST, [_, _, "deregister"]) => success(),
             _ => bad_request(&format!("Unsupported {method} request to {}", request.path)),
         }
+    }
+
+    /// Adds a number to a WhatsApp Business Account: `cc`, `phone_number` and
+    /// `verified_name` are required.
+    fn add_phone_number(&mut self, body: &Value) -> (StatusCode, Value) {
+        let required = ["cc", "phone_number", "verified_name"];
+        if required.iter().any(|field| !body[field].is_string()) {
+            return bad_request(
+                "(#100) The parameters cc, phone_number and verified_name are required",
+            );
+        }
+        let id = FIRST_PHONE_NUMBER_ID + self.next_number();
+        (StatusCode::OK, json!({ "id": id.to_string() }))
     }
 
     fn next_number(&mut self) -> u64 {
@@ -416,6 +448,54 @@ impl FakeState {
         }
         (StatusCode::OK, json!({ "data": data, "paging": paging }))
     }
+}
+
+fn success() -> (StatusCode, Value) {
+    (StatusCode::OK, json!({ "success": true }))
+}
+
+/// The embedded sign-up's code exchange: the app's id and secret and the login's code.
+fn exchange_code(query: &str) -> (StatusCode, Value) {
+    let (Some(_), Some(_), Some(code)) = (
+        query_param(query, "client_id"),
+        query_param(query, "client_secret"),
+        query_param(query, "code"),
+    ) else {
+        return bad_request("(#100) client_id, client_secret and code are required");
+    };
+    let token = format!("{ACCESS_TOKEN_PREFIX}{code}");
+    (
+        StatusCode::OK,
+        json!({ "access_token": token, "token_type": "bearer" }),
+    )
+}
+
+fn request_code(body: &Value) -> (StatusCode, Value) {
+    let method = body["code_method"].as_str().unwrap_or_default();
+    if !matches!(method, "SMS" | "VOICE") || !body["language"].is_string() {
+        return bad_request("(#100) code_method (SMS or VOICE) and language are required");
+    }
+    success()
+}
+
+fn six_digits(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|v| v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn verify_code(body: &Value) -> (StatusCode, Value) {
+    if !six_digits(&body["code"]) {
+        return bad_request("(#100) The parameter code is required");
+    }
+    success()
+}
+
+fn register(body: &Value) -> (StatusCode, Value) {
+    if body["messaging_product"] != "whatsapp" || !six_digits(&body["pin"]) {
+        return bad_request("(#100) messaging_product and a 6-digit pin are required");
+    }
+    success()
 }
 
 fn bad_request(message: &str) -> (StatusCode, Value) {

@@ -259,7 +259,8 @@ pub fn configure(number_e164: &str, input: Input) -> AppResult<Config> {
 }
 
 /// `https://wa.me/{number}?text={message}`, the message encoded as JavaScript's
-/// `encodeURIComponent` does (the snippet builds the same links in the page).
+/// `encodeURIComponent` does, and `'` as `%27` as browsers write it in a query: the
+/// snippet builds the same links in the page, so both are the address the browser opens.
 pub fn click_to_chat(number: &str, message: &str) -> String {
     format!(
         "https://wa.me/{number}?text={}",
@@ -280,7 +281,6 @@ pub fn encode_uri_component(text: &str) -> String {
             | b'!'
             | b'~'
             | b'*'
-            | b'\''
             | b'('
             | b')' => out.push(byte as char),
             _ => out.push_str(&format!("%{byte:02X}")),
@@ -323,7 +323,7 @@ pub fn snippet(config: &Config) -> String {
   }});
   var pick = function (key, fallback) {{ return best && best[key] ? best[key] : fallback; }};
   var prefilled = pick("prefilledMessage", c.prefilledMessage);
-  var link = "https://wa.me/" + c.number + "?text=" + encodeURIComponent(prefilled);
+  var link = "https://wa.me/" + c.number + "?text=" + encodeURIComponent(prefilled).replace(/'/g, "%27");
   var side = c.position === "right" ? "right" : "left";
   var px = function (n) {{ return n + "px"; }};
   var el = function (tag, id) {{ var e = document.createElement(tag); if (id) e.id = id; return e; }};
@@ -420,7 +420,7 @@ mod tests {
     fn links_encode_like_encode_uri_component() {
         assert_eq!(
             encode_uri_component("Hi! I'd like a quote & more? é"),
-            "Hi!%20I'd%20like%20a%20quote%20%26%20more%3F%20%C3%A9"
+            "Hi!%20I%27d%20like%20a%20quote%20%26%20more%3F%20%C3%A9"
         );
     }
 

@@ -73,6 +73,11 @@ fn criterion(key: &str, label: &str, required: bool, met: bool, reason: &str) ->
     }
 }
 
+/// As the API writes times.
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339()
+}
+
 pub async fn eligibility(state: &AppState, project_id: Uuid) -> AppResult<Eligibility> {
     let now = state.settings.clock.now();
     let (answers, _) = checklist::answers(&state.db, project_id).await?;
@@ -187,7 +192,7 @@ pub async fn eligibility(state: &AppState, project_id: Uuid) -> AppResult<Eligib
             format!(
                 "a rejected business waits {WAIT_AFTER_REJECTION_DAYS} days: apply again from \
                  {}",
-                at.to_rfc3339()
+                rfc3339(at)
             )
         }),
     });
@@ -210,7 +215,7 @@ pub async fn apply(state: &AppState, scope: &Scope) -> AppResult<gt::Model> {
         let mut details = serde_json::Map::new();
         details.insert("reasons".into(), reasons.into());
         if let Some(at) = eligibility.available_at {
-            details.insert("availableAt".into(), at.to_rfc3339().into());
+            details.insert("availableAt".into(), rfc3339(at).into());
         }
         let keys: Vec<&str> = failing.iter().map(|c| c.key.as_str()).collect();
         return Err(AppError::RefusedWith {
