@@ -585,6 +585,32 @@ mod tests {
     }
 
     #[test]
+    fn onboarding_settings() {
+        let s = settings(&[
+            (
+                "ONBOARDING_RESTRICTED_INDUSTRIES",
+                "crypto=Crypto exchanges",
+            ),
+            ("WHATSAPP_SANDBOX_SIGNUP_MS", "250"),
+        ])
+        .unwrap();
+        let restricted = &s.onboarding.restricted_industries;
+        assert!(restricted.lookup("crypto").is_some());
+        assert!(restricted.lookup("alcohol").is_none());
+        assert_eq!(s.onboarding.sandbox_step_delay, Duration::from_millis(250));
+        let default = settings(&[]).unwrap();
+        assert!(
+            default
+                .onboarding
+                .restricted_industries
+                .lookup("alcohol")
+                .is_some()
+        );
+        let err = settings(&[("ONBOARDING_RESTRICTED_INDUSTRIES", "Crypto")]).unwrap_err();
+        assert!(err.to_string().contains("ONBOARDING_RESTRICTED_INDUSTRIES"));
+    }
+
+    #[test]
     fn bad_values_are_refused_with_the_variable_name() {
         let err = settings(&[("PARLEY_PORT", "eighty")]).unwrap_err();
         assert!(err.to_string().contains("PARLEY_PORT"));

@@ -37,10 +37,14 @@ struct Project {
 impl Project {
     /// A sandbox server (no Meta app) whose sign-up steps take `delay` on `clock`.
     async fn sandbox(name: &str, delay: Duration) -> Self {
+        Self::sandbox_in(Mode::Production, name, delay).await
+    }
+
+    async fn sandbox_in(mode: Mode, name: &str, delay: Duration) -> Self {
         let clock = Clock::default();
-        let shared = Shared::fresh(&Mode::Production).await;
+        let shared = Shared::fresh(&mode).await;
         let test_clock = clock.clone();
-        let app = TestApp::spawn_with(Mode::Production, &shared, move |s| {
+        let app = TestApp::spawn_with(mode, &shared, move |s| {
             s.clock = test_clock;
             s.onboarding.sandbox_step_delay = delay;
         })
@@ -888,6 +892,21 @@ async fn the_sandbox_signs_up_with_delays_and_failures() {
     assert_eq!(statuses, ["LIVE", "IN_PROGRESS"]);
     let cancelled = p.step("cancelOnboarding", "", json!({})).await;
     assert_eq!(cancelled["status"], "CANCELLED");
+}
+
+#[tokio::test]
+async fn the_embedded_default_goes_live_on_the_sandbox() {
+    let p = Project::sandbox_in(Mode::Embedded, "Embedded", Duration::ZERO).await;
+    let live = p.go_live(NUMBER).await;
+    assert_eq!(live["numberLocked"], true);
+    let current = p.current().await;
+    assert_eq!(current["id"], live["id"]);
+    assert!(outcomes(&current).contains(&"REGISTER:SUCCEEDED".to_owned()));
+    p.submit_number(OTHER_NUMBER)
+        .await
+        .expect_error("NUMBER_LOCKED");
+    let eligibility = p.data(ELIGIBILITY, json!({})).await;
+    assert_eq!(failing(&eligibility), ["NOTABLE_BRAND"]);
 }
 
 #[tokio::test]
