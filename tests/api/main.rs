@@ -10,6 +10,7 @@ mod chat;
 mod contacts;
 mod embedded;
 mod exports;
+mod faults;
 mod import_writes;
 mod imports;
 mod messaging;

@@ -166,7 +166,7 @@ const CAMPAIGN_MESSAGE_2: &str = "wamid.HBgMOTE5ODc2NTAwMDExFQIAERgSQ0FNUEFJR04w
 
 /// A project that sent the two messages the fixtures' statuses are about, with the
 /// templates the fixtures' template updates name.
-async fn project_ready_for_fixtures(app: &TestApp, fake: &FakeGraph) -> Owner {
+pub(crate) async fn project_ready_for_fixtures(app: &TestApp, fake: &FakeGraph) -> Owner {
     let owner = app.sign_up("Replay").await;
     app.connect_fixture_number(&owner).await;
     app.gql(
@@ -254,7 +254,7 @@ const SNAPSHOT: &str = "{
 }";
 
 /// What the project looks like, minus ids that differ between two servers.
-async fn snapshot(app: &TestApp, owner: &Owner) -> Value {
+pub(crate) async fn snapshot(app: &TestApp, owner: &Owner) -> Value {
     let mut data = app.gql(SNAPSHOT).as_member(owner).data().await;
     for edge in data["contacts"]["edges"].as_array_mut().unwrap() {
         for message in edge["node"]["messages"]["edges"].as_array_mut().unwrap() {
@@ -277,7 +277,7 @@ async fn snapshot(app: &TestApp, owner: &Owner) -> Value {
 }
 
 /// Analytics events per kind for the project, once the outbox has shipped them all.
-async fn analytics_counts(app: &TestApp, owner: &Owner) -> Vec<(String, u64)> {
+pub(crate) async fn analytics_counts(app: &TestApp, owner: &Owner) -> Vec<(String, u64)> {
     let db = app.app.state.db.clone();
     eventually(Duration::from_secs(20), "the outbox to ship", || {
         let db = db.clone();
@@ -314,7 +314,7 @@ async fn analytics_counts(app: &TestApp, owner: &Owner) -> Vec<(String, u64)> {
 }
 
 /// A small deterministic shuffle, so that a failing order can be replayed from its seed.
-fn shuffled(mut items: Vec<String>, mut seed: u64) -> Vec<String> {
+pub(crate) fn shuffled(mut items: Vec<String>, mut seed: u64) -> Vec<String> {
     for i in (1..items.len()).rev() {
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)

@@ -53,6 +53,9 @@ struct Shared {
     state: Mutex<FakeState>,
     /// How long each answer takes (a slow Meta).
     delay_ms: std::sync::atomic::AtomicU64,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 struct FakeState {
@@ -103,6 +106,8 @@ impl FakeGraph {
         let shared = Arc::new(Shared {
             url: url.clone(),
             delay_ms: Default::default(),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
             state: Mutex::new(FakeState {
                 requests: Vec::new(),
                 scripted: Vec::new(),
@@ -147,6 +152,20 @@ impl FakeGraph {
         self.shared
             .delay_ms
             .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The most requests the fake was answering at the same time (since the start or the
+    /// last [`Self::reset_max_in_flight`]).
+    pub fn max_in_flight(&self) -> usize {
+        self.shared
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn reset_max_in_flight(&self) {
+        self.shared
+            .max_in_flight
+            .store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn fail_next(&self, path_contains: &str, status: u16, body: Value) {
@@ -204,6 +223,17 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = shared.in_flight.fetch_add(1, SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, SeqCst);
+    // Counted down however the request ends (the client may give up mid-delay).
+    struct Leaving<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Leaving<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let _leaving = Leaving(&shared.in_flight);
     let path = uri.path().to_owned();
     let body = if upload_session(&path).is_some() {
         json!(body.len())

@@ -5,6 +5,7 @@ pub mod client;
 pub mod databases;
 pub mod fake_graph;
 pub mod process;
+pub mod services;
 pub mod whatsapp;
 pub mod ws;
 

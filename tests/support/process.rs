@@ -20,7 +20,8 @@ pub fn server_binary() -> std::path::PathBuf {
     binary
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -25,7 +25,23 @@ pub struct RedisBus {
     /// Serialises SUBSCRIBE/UNSUBSCRIBE with the fan-out's view of who listens, so that a
     /// late unsubscribe can never undo a newer subscribe.
     subscriptions: Arc<Mutex<()>>,
+    /// When a publish last failed: for a moment after, publishes fail at once (see
+    /// [`PUBLISH_TIMEOUT`]).
+    failed_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// The longest a publish waits for Redis. Events are published after their change
+/// committed, by request handlers and the webhook worker: while Redis is down they must
+/// not wait for its reconnection (the worker stalled for the whole outage). Subscribers
+/// of chat events fill what they missed from the table.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a failed publish, the next ones fail at once for this long, so that a burst of
+/// events during an outage costs one timeout, not one each.
+const FAIL_FAST_FOR: Duration = Duration::from_secs(1);
+/// How often an idle connection is checked. A node that only subscribes sends no
+/// commands, and the connection manager reconnects (and resubscribes) on a failed
+/// command: the check is that command.
+const KEEPALIVE: Duration = Duration::from_secs(1);
 
 impl RedisBus {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
@@ -50,13 +66,26 @@ impl RedisBus {
             fanout: FanOut::default(),
             prefix: format!("{prefix}:project:").into(),
             subscriptions: Arc::default(),
+            failed_at: Arc::default(),
         };
         tokio::spawn(dispatch(push_rx, bus.fanout.clone(), bus.prefix.clone()));
+        tokio::spawn(keepalive(bus.connection.clone()));
         Ok(bus)
     }
 
     fn channel(&self, project_id: Uuid) -> String {
         format!("{}{project_id}", self.prefix)
+    }
+}
+
+/// Pings Redis every [`KEEPALIVE`] so that a lost connection is noticed, and remade with
+/// its subscriptions, even on a node that publishes nothing. Ends with the process.
+async fn keepalive(connection: ConnectionManager) {
+    loop {
+        tokio::time::sleep(KEEPALIVE).await;
+        let mut conn = connection.clone();
+        let ping = redis::cmd("PING");
+        let _ = tokio::time::timeout(PUBLISH_TIMEOUT, ping.query_async::<String>(&mut conn)).await;
     }
 }
 
@@ -94,14 +123,29 @@ async fn dispatch(mut pushes: mpsc::UnboundedReceiver<PushInfo>, fanout: FanOut,
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, event: BusEvent) -> anyhow::Result<()> {
+        let recently_failed = self
+            .failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < FAIL_FAST_FOR);
+        if recently_failed {
+            anyhow::bail!("Redis is unavailable (a publish failed just before)");
+        }
         let payload = serde_json::to_vec(&event)?;
         let mut conn = self.connection.clone();
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(self.channel(event.project_id))
-            .arg(payload)
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(self.channel(event.project_id)).arg(payload);
+        let sent = publish.query_async::<i64>(&mut conn);
+        let outcome = match tokio::time::timeout(PUBLISH_TIMEOUT, sent).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(anyhow::Error::from(err)),
+            Err(_) => Err(anyhow::anyhow!(
+                "Redis did not take a publish in {PUBLISH_TIMEOUT:?}"
+            )),
+        };
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            outcome.is_err().then(std::time::Instant::now);
+        outcome
     }
 
     async fn subscribe(
