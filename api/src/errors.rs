@@ -201,8 +201,35 @@ impl From<sea_orm::DbErr> for AppError {
             // The embedded database lets one writer in at a time; a transaction that read
             // before another committed may not write. The same request succeeds on retry.
             _ if is_sqlite_busy(&err) => Self::Unavailable(err.into()),
+            // The database went away under a pooled connection (a restart, a failover):
+            // the same request succeeds once it is back, so clients should retry.
+            _ if is_connection_lost(&err) => Self::Unavailable(err.into()),
             _ => Self::Internal(err.into()),
         }
+    }
+}
+
+/// A lost or refused connection rather than a failing statement: I/O errors, a closed
+/// pool, and PostgreSQL's connection exceptions (class 08), shutdown (57P01 admin, 57P02
+/// crash, 57P03 cannot connect now) and too many connections (53300).
+fn is_connection_lost(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    let sqlx_error = match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx_error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 

@@ -205,7 +205,24 @@ pub async fn start(
 
 /// Runs (or resumes) a job to its end.
 pub async fn run(state: AppState, job_id: Uuid) {
-    if let Err(err) = execute(&state, job_id).await {
+    // The database going away mid-import (a restart, a failover) is waited out: each batch
+    // commits with the job's progress, so running again from the job's `processed_rows`
+    // applies no row twice. Waiting stays well under `STALE_AFTER`, so that no other node
+    // takes the job over meanwhile; past that, the job is left running for
+    // `resume_stalled` (if it cannot even be marked failed).
+    let mut waited = Duration::ZERO;
+    let mut result = execute(&state, job_id).await;
+    while let Err(AppError::Unavailable(err)) = &result {
+        if waited >= STALE_AFTER / 3 {
+            break;
+        }
+        tracing::warn!(%job_id, error = ?err, "the database is unavailable: the import waits");
+        let pause = Duration::from_millis(500);
+        tokio::time::sleep(pause).await;
+        waited += pause;
+        result = execute(&state, job_id).await;
+    }
+    if let Err(err) = result {
         tracing::error!(%job_id, error = ?err, "import failed");
         let message = match &err {
             AppError::BadInput { message, .. } | AppError::Conflict(message) => message.clone(),
@@ -302,6 +319,10 @@ async fn execute(state: &AppState, job_id: Uuid) -> AppResult<()> {
         .map_err(|e| match e.kind() {
             // The file was checked on upload; this is a damaged copy.
             csv::ErrorKind::Utf8 { .. } => file_error(FileError::NotUtf8),
+            // The file streams from the database: reading it failed with the database.
+            csv::ErrorKind::Io(io) if io.kind() != std::io::ErrorKind::NotFound => {
+                AppError::Unavailable(anyhow::anyhow!("reading the import's file: {io}"))
+            }
             _ => AppError::internal(e),
         })?;
     // A fetcher that died would have closed the stream as if the file ended there.

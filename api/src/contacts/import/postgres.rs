@@ -117,7 +117,9 @@ pub(super) fn db(err: sqlx::Error) -> AppError {
                 .into(),
         );
     }
-    AppError::from(sea_orm::DbErr::Custom(err.to_string()))
+    // Kept as sqlx's error (not its text), so that a lost connection is told from a
+    // failing statement (`UNAVAILABLE`, and the import waits for the database).
+    AppError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(err)))
 }
 
 /// Updates the existing contacts among `rows`; returns their ids by phone.
