@@ -93,6 +93,7 @@ impl Application {
             price_books: Default::default(),
             dispatch: Default::default(),
             campaign_progress: Default::default(),
+            limits: Arc::new(crate::limits::Limits::new(&settings.limits)),
         };
         let schema = graphql::build_schema(state.clone(), &settings.graphql);
         let router = router(HttpState {
@@ -218,6 +219,13 @@ fn router(state: HttpState) -> Router {
             HeaderName::from_static("x-project-id"),
             HeaderName::from_static("x-api-key"),
             HeaderName::from_static("idempotency-key"),
+        ])
+        // Browsers may let scripts read the limits only when told so.
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
         ]);
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
         let request_id = request
@@ -252,6 +260,11 @@ fn router(state: HttpState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         // Also caps bodies read as streams (uploads).
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(middleware::map_response(payload_too_large_as_json))
+        .layer(middleware::from_fn_with_state(
+            state.app.clone(),
+            crate::limits::enforce,
+        ))
         .layer(middleware::from_fn(observability::track_http))
         .layer(cors)
         .layer(trace)
@@ -259,6 +272,29 @@ fn router(state: HttpState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// The body limit answers 413 in plain text; clients get the JSON error with a code like
+/// every other refusal.
+async fn payload_too_large_as_json(response: axum::response::Response) -> axum::response::Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if response.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    let body = serde_json::json!({ "errors": [{
+        "message": "the request body is larger than this server accepts",
+        "extensions": { "code": crate::errors::ErrorCode::BadUserInput.as_str() },
+    }] });
+    (
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Takes over imports whose runner stopped (a crash or a restart), now and every half

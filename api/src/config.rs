@@ -36,6 +36,8 @@ pub struct Settings {
     pub billing: BillingSettings,
     pub campaigns: CampaignSettings,
     pub onboarding: OnboardingSettings,
+    /// Request rate limits and login throttling (`crate::limits`).
+    pub limits: LimitSettings,
     /// Where users reach this server from outside (tracked links point here).
     pub public_url: String,
     /// Now, as the server sees it (tests move it forward).
@@ -51,6 +53,34 @@ pub struct CampaignSettings {
     pub claim_lease: Duration,
     /// API campaign calls each API key may make per second (bursts of twice as many).
     pub api_rate_per_second: u32,
+}
+
+/// Requests per window per client IP and per API key (0 turns one off), and login tries
+/// per account and per IP.
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    pub window: Duration,
+    pub per_ip: u32,
+    pub per_api_key: u32,
+    pub login_window: Duration,
+    pub login_per_account: u32,
+    pub login_per_ip: u32,
+    /// Count the address a proxy in front added last to `X-Forwarded-For`, not the peer.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            per_ip: 6_000,
+            per_api_key: 3_000,
+            login_window: Duration::from_secs(15 * 60),
+            login_per_account: 10,
+            login_per_ip: 50,
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -163,6 +193,11 @@ pub struct GraphqlSettings {
     /// Time a WebSocket client has to send `connection_init`.
     pub connection_init_timeout: Duration,
     pub max_body_bytes: usize,
+    /// "Did you mean …?" in validation errors; off in production hides field names from
+    /// whoever probes the schema with introspection turned off.
+    pub suggestions: bool,
+    /// Aliased fields a request may use, fragments expanded (`graphql::aliases`).
+    pub max_aliases: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,6 +237,8 @@ impl Default for Settings {
                 graphiql: true,
                 connection_init_timeout: Duration::from_secs(10),
                 max_body_bytes: 2 * 1024 * 1024,
+                suggestions: true,
+                max_aliases: 20,
             },
             run_migrations: true,
             log_format: LogFormat::Pretty,
@@ -248,6 +285,7 @@ impl Default for Settings {
                 restricted_industries: Default::default(),
                 sandbox_step_delay: Duration::from_secs(3),
             },
+            limits: LimitSettings::default(),
             clock: crate::clock::Clock::default(),
         }
     }
@@ -330,6 +368,13 @@ impl Settings {
         if let Some(v) = parse("GRAPHQL_MAX_BODY_BYTES") {
             s.graphql.max_body_bytes = number("GRAPHQL_MAX_BODY_BYTES", &v)?;
         }
+        if let Some(v) = parse("GRAPHQL_SUGGESTIONS") {
+            s.graphql.suggestions = boolean("GRAPHQL_SUGGESTIONS", &v)?;
+        }
+        if let Some(v) = parse("GRAPHQL_MAX_ALIASES") {
+            s.graphql.max_aliases = number("GRAPHQL_MAX_ALIASES", &v)?;
+        }
+        limits_from_lookup(&mut s.limits, &parse)?;
         if let Some(v) = parse("WHATSAPP_UNREACHABLE_PREFIXES") {
             s.unreachable = Unreachable::parse(&v)
                 .map_err(|e| anyhow::anyhow!("WHATSAPP_UNREACHABLE_PREFIXES: {e}"))?;
@@ -488,6 +533,42 @@ fn percent(key: &str, value: &str) -> anyhow::Result<u8> {
         bail!("{key}: a percentage from 0 to 100, got {n}");
     }
     Ok(n)
+}
+
+fn limits_from_lookup(
+    l: &mut LimitSettings,
+    parse: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(v) = parse("RATE_LIMIT_WINDOW_SECONDS") {
+        let seconds: u64 = number("RATE_LIMIT_WINDOW_SECONDS", &v)?;
+        if seconds == 0 {
+            bail!("RATE_LIMIT_WINDOW_SECONDS must be at least 1");
+        }
+        l.window = Duration::from_secs(seconds);
+    }
+    if let Some(v) = parse("RATE_LIMIT_PER_IP") {
+        l.per_ip = number("RATE_LIMIT_PER_IP", &v)?;
+    }
+    if let Some(v) = parse("RATE_LIMIT_PER_API_KEY") {
+        l.per_api_key = number("RATE_LIMIT_PER_API_KEY", &v)?;
+    }
+    if let Some(v) = parse("RATE_LIMIT_TRUST_FORWARDED_FOR") {
+        l.trust_forwarded_for = boolean("RATE_LIMIT_TRUST_FORWARDED_FOR", &v)?;
+    }
+    if let Some(v) = parse("LOGIN_WINDOW_SECONDS") {
+        let seconds: u64 = number("LOGIN_WINDOW_SECONDS", &v)?;
+        if seconds == 0 {
+            bail!("LOGIN_WINDOW_SECONDS must be at least 1");
+        }
+        l.login_window = Duration::from_secs(seconds);
+    }
+    if let Some(v) = parse("LOGIN_ATTEMPTS_PER_ACCOUNT") {
+        l.login_per_account = number("LOGIN_ATTEMPTS_PER_ACCOUNT", &v)?;
+    }
+    if let Some(v) = parse("LOGIN_ATTEMPTS_PER_IP") {
+        l.login_per_ip = number("LOGIN_ATTEMPTS_PER_IP", &v)?;
+    }
+    Ok(())
 }
 
 fn number<T: std::str::FromStr>(key: &str, value: &str) -> anyhow::Result<T> {

@@ -29,6 +29,8 @@ pub struct AppState {
     /// The campaign dispatcher's wake-ups and rate limiters.
     pub dispatch: Arc<crate::campaigns::dispatcher::Dispatch>,
     pub campaign_progress: Arc<crate::campaigns::progress::Throttle>,
+    /// Request rate limits and login throttling.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {

@@ -11,6 +11,7 @@ mod contacts;
 mod embedded;
 mod exports;
 mod faults;
+mod hostile;
 mod import_writes;
 mod imports;
 mod messaging;

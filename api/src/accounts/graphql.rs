@@ -134,6 +134,10 @@ impl AccountsMutation {
     }
 
     async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> Result<AuthPayload> {
+        // Counted before the password is checked: a guesser is stopped whether it guesses
+        // right or wrong (per account, and per address when the request came over HTTP).
+        let ip = ctx.data_opt::<crate::limits::ClientIp>().map(|c| c.0);
+        app_state(ctx).limits.login_attempt(&input.username, ip)?;
         Ok(
             service::log_in(app_state(ctx), &input.username, &input.password)
                 .await?

@@ -14,6 +14,7 @@ use async_graphql::{
     parser::types::{DocumentOperations, OperationType},
 };
 use axum::{
+    Extension,
     body::Body,
     extract::{FromRef, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -27,6 +28,7 @@ use super::{AppSchema, request_data};
 use crate::{
     auth::{RequestAuth, context::Credentials},
     errors::{AppError, ErrorCode},
+    limits::ClientIp,
     state::AppState,
 };
 
@@ -102,6 +104,7 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 pub async fn graphql_get(
     State(state): State<HttpState>,
+    client_ip: Option<Extension<ClientIp>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -135,11 +138,20 @@ pub async fn graphql_get(
             );
         }
     };
-    execute(&state, &headers, media, request, true).await
+    execute(
+        &state,
+        &headers,
+        client_ip.map(|e| e.0),
+        media,
+        request,
+        true,
+    )
+    .await
 }
 
 pub async fn graphql_post(
     State(state): State<HttpState>,
+    client_ip: Option<Extension<ClientIp>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -164,6 +176,16 @@ pub async fn graphql_post(
                     &format!("the request body is larger than {max_json} bytes"),
                 );
             };
+            // Batches are refused: each operation of one would get the whole depth and
+            // complexity budget, and one request could carry thousands of them.
+            if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                return request_error(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    "batched requests (a JSON array) are not accepted; send one operation per request",
+                );
+            }
             serde_json::from_slice::<async_graphql::Request>(&body).map_err(|e| {
                 request_error(
                     media,
@@ -215,7 +237,17 @@ pub async fn graphql_post(
         }
     };
     match parsed {
-        Ok(request) => execute(&state, &headers, media, request, false).await,
+        Ok(request) => {
+            execute(
+                &state,
+                &headers,
+                client_ip.map(|e| e.0),
+                media,
+                request,
+                false,
+            )
+            .await
+        }
         Err(response) => response,
     }
 }
@@ -223,11 +255,20 @@ pub async fn graphql_post(
 async fn execute(
     state: &HttpState,
     headers: &HeaderMap,
+    client_ip: Option<ClientIp>,
     media: MediaType,
     mut request: async_graphql::Request,
     over_get: bool,
 ) -> Response {
     let operation_name = request.operation_name.clone();
+    // Before the parser sees it: deep enough nesting overflows its stack.
+    if let Err(message) = super::document_limits::check_nesting(&request.query) {
+        let status = match media {
+            MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            MediaType::Json => StatusCode::OK,
+        };
+        return request_error(media, status, ErrorCode::GraphqlParseFailed, &message);
+    }
     let operation = match request.parsed_query() {
         Ok(document) => operation_type(&document.operations, operation_name.as_deref()),
         Err(err) => {
@@ -260,7 +301,10 @@ async fn execute(
         Ok(auth) => auth,
         Err(err) => return auth_error(media, err),
     };
-    let request = request_data(request, &state.app, auth);
+    let mut request = request_data(request, &state.app, auth);
+    if let Some(ip) = client_ip {
+        request = request.data(ip);
+    }
     let mut response = state.schema.execute(request).await;
     normalize_errors(&mut response.errors);
     let request_failed = response.data == Value::Null
@@ -271,7 +315,33 @@ async fn execute(
         _ => StatusCode::OK,
     };
     let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec());
+    // A throttled field (a login, an API campaign call) makes the whole answer a 429 with
+    // `Retry-After`, so that HTTP clients and proxies back off without reading the body.
+    if let Some(wait) = rate_limited_wait(&response.errors) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, HeaderValue::from(wait))],
+            body,
+        )
+            .into_response()
+            .with_content_type(media);
+    }
     (status, body).into_response().with_content_type(media)
+}
+
+/// The longest `retryAfter` of the `RATE_LIMITED` errors, if there is one.
+fn rate_limited_wait(errors: &[ServerError]) -> Option<u64> {
+    errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref())
+        .filter(|ext| {
+            matches!(ext.get("code"), Some(Value::String(c)) if c == ErrorCode::RateLimited.as_str())
+        })
+        .map(|ext| match ext.get("retryAfter") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(1),
+            _ => 1,
+        })
+        .max()
 }
 
 /// The operation a request would run, `None` when it names one the document lacks.

@@ -1,5 +1,6 @@
 //! The GraphQL schema (assembled from each domain's objects) and its transports.
 
+pub mod document_limits;
 pub mod http;
 pub mod loaders;
 pub mod relay;
@@ -86,6 +87,9 @@ pub struct Subscription(
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
+/// Directives one field may carry (`@include`, `@skip`...).
+pub const MAX_DIRECTIVES_PER_FIELD: usize = 10;
+
 /// The schema without runtime data: enough to print the SDL.
 pub fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
@@ -99,9 +103,18 @@ pub fn build_schema(state: AppState, settings: &GraphqlSettings) -> AppSchema {
     let mut builder = schema_builder()
         .data(state)
         .limit_depth(settings.max_depth)
-        .limit_complexity(settings.max_complexity);
+        .limit_complexity(settings.max_complexity)
+        // Directives are not priced by complexity: thousands on one field would all run.
+        .limit_directives(MAX_DIRECTIVES_PER_FIELD)
+        .extension(document_limits::DocumentLimits {
+            max: settings.max_aliases,
+        });
+    // Without introspection, "did you mean" would still spell out the schema field by field.
+    if !settings.introspection || !settings.suggestions {
+        builder = builder.disable_suggestions();
+    }
     if !settings.introspection {
-        builder = builder.disable_introspection().disable_suggestions();
+        builder = builder.disable_introspection();
     }
     builder.finish()
 }

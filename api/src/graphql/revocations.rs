@@ -18,6 +18,13 @@ use crate::realtime::SharedBus;
 
 /// The bus topics that end a member's connections.
 const REVOKING: &[&str] = &["member.deactivated", "member.role_changed"];
+/// The bus topic that ends the connections of an API key (`apiKeyId` in the payload).
+pub const API_KEY_REVOKED: &str = "api_key.revoked";
+
+/// How an API key's connections are registered: beside user ids, never equal to one.
+pub fn api_key_holder(key_id: &str) -> String {
+    format!("api-key:{key_id}")
+}
 
 #[derive(Default)]
 pub struct Revocations {
@@ -173,10 +180,14 @@ async fn follow(
     mut events: futures::stream::BoxStream<'static, Arc<crate::realtime::BusEvent>>,
 ) {
     while let Some(event) = events.next().await {
-        if !REVOKING.contains(&event.topic.as_str()) {
-            continue;
-        }
-        let Some(user_id) = event.payload["userId"].as_str() else {
+        let holder = if REVOKING.contains(&event.topic.as_str()) {
+            event.payload["userId"].as_str().map(str::to_owned)
+        } else if event.topic == API_KEY_REVOKED {
+            event.payload["apiKeyId"].as_str().map(api_key_holder)
+        } else {
+            None
+        };
+        let Some(user_id) = holder.as_deref() else {
             continue;
         };
         let Some(registry) = registry.upgrade() else {

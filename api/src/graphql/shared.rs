@@ -71,6 +71,8 @@ impl SharedStreams {
     /// The key under which this request can share its stream, if it can.
     pub fn key(request: &Request, auth: &RequestAuth) -> Option<ShareKey> {
         let scope = auth.scope().ok()?;
+        // Too deep to parse safely: not shared; execution refuses it with the reason.
+        super::document_limits::check_nesting(&request.query).ok()?;
         let document = parse_query(&request.query).ok()?;
         let mut operations = document.operations.iter();
         let (_, operation) = operations.next()?;

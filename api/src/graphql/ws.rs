@@ -603,7 +603,11 @@ impl Connection {
     /// Watches for changes to the caller's own membership in the selected project.
     async fn watch_access(&self, auth: &RequestAuth) -> Option<Revocation> {
         let scope = auth.scope().ok()?;
-        let user_id = scope.user_id?.to_string();
+        let user_id = match (scope.user_id, scope.api_key_id) {
+            (Some(user), _) => user.to_string(),
+            (None, Some(key)) => super::revocations::api_key_holder(&key.to_string()),
+            (None, None) => return None,
+        };
         self.state
             .shared
             .revocations

@@ -89,5 +89,13 @@ pub async fn revoke(state: &AppState, scope: &Scope, id: Uuid) -> AppResult<api_
     )
     .await?;
     txn.commit().await?;
+    // WebSocket connections opened with the key end now, not when they next reconnect.
+    events::publish(
+        state,
+        scope.project_id,
+        crate::graphql::revocations::API_KEY_REVOKED,
+        json!({ "apiKeyId": key.id }),
+    )
+    .await;
     Ok(key)
 }
