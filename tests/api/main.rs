@@ -14,6 +14,7 @@ mod faults;
 mod hostile;
 mod import_writes;
 mod imports;
+mod matrix;
 mod messaging;
 mod onboarding;
 mod processes;
