@@ -69,7 +69,10 @@ impl RedisBus {
             failed_at: Arc::default(),
         };
         tokio::spawn(dispatch(push_rx, bus.fanout.clone(), bus.prefix.clone()));
-        tokio::spawn(keepalive(bus.connection.clone()));
+        tokio::spawn(keepalive(
+            bus.connection.clone(),
+            Arc::downgrade(&bus.failed_at),
+        ));
         Ok(bus)
     }
 
@@ -79,10 +82,14 @@ impl RedisBus {
 }
 
 /// Pings Redis every [`KEEPALIVE`] so that a lost connection is noticed, and remade with
-/// its subscriptions, even on a node that publishes nothing. Ends with the process.
-async fn keepalive(connection: ConnectionManager) {
+/// its subscriptions, even on a node that publishes nothing. Ends once the bus is gone
+/// (`alive` is a field every clone of the bus shares).
+async fn keepalive<T>(connection: ConnectionManager, alive: std::sync::Weak<T>) {
     loop {
         tokio::time::sleep(KEEPALIVE).await;
+        if alive.strong_count() == 0 {
+            return;
+        }
         let mut conn = connection.clone();
         let ping = redis::cmd("PING");
         let _ = tokio::time::timeout(PUBLISH_TIMEOUT, ping.query_async::<String>(&mut conn)).await;
