@@ -22,6 +22,8 @@ pub mod observability;
 pub mod onboarding;
 pub mod pagination;
 pub mod projects;
+#[cfg(test)]
+mod proptests;
 pub mod realtime;
 pub mod reports;
 pub mod state;

@@ -145,11 +145,21 @@ pub fn text_of(message: &Value) -> Option<&str> {
     }
 }
 
+/// Latest Unix time a webhook may carry: the end of year 9999. Times past chrono's range
+/// edges would overflow the window arithmetic done on them (`t - 24 h`, `t + 1 s`) and
+/// panic the worker, and no database column holds them anyway.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let raw = string_or_number(d)?;
     let seconds: i64 = raw
         .parse()
         .map_err(|_| serde::de::Error::custom(format!("not a Unix timestamp: {raw}")))?;
+    if !(0..=MAX_TIMESTAMP).contains(&seconds) {
+        return Err(serde::de::Error::custom(format!(
+            "timestamp out of range: {raw}"
+        )));
+    }
     Utc.timestamp_opt(seconds, 0)
         .single()
         .ok_or_else(|| serde::de::Error::custom(format!("timestamp out of range: {raw}")))

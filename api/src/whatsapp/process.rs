@@ -123,7 +123,7 @@ pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResul
     Ok(outcome)
 }
 
-fn meta_ids(notification: &Notification) -> (Vec<String>, Vec<String>) {
+pub(crate) fn meta_ids(notification: &Notification) -> (Vec<String>, Vec<String>) {
     let mut phones = Vec::new();
     let mut wabas = Vec::new();
     for entry in &notification.entry {
@@ -279,7 +279,10 @@ async fn apply_template(
     change: &payload::Change,
     outcome: &mut Outcome,
 ) -> AppResult<()> {
-    let at = time.and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    // Out of range (see `payload::MAX_TIMESTAMP`) counts as no time at all.
+    let at = time
+        .filter(|t| (0..=crate::whatsapp::payload::MAX_TIMESTAMP).contains(t))
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
     let result = if change.field == "message_template_status_update" {
         match serde_json::from_value::<TemplateStatusUpdate>(change.value.clone()) {
             Ok(update) => {

@@ -137,3 +137,57 @@ impl ParsedRow {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Any row, whatever its cells hold, is a contact or a reason, never a panic; a
+    //! contact's fields keep to the limits the database and WhatsApp set.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptests::{config, nasty_text};
+
+    fn mapping() -> Mapping {
+        Mapping {
+            name: 0,
+            phone: 1,
+            tags: Some(2),
+            source: Some(3),
+            first_message: Some(4),
+            attributes: vec![(5, Uuid::nil())],
+        }
+    }
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            nasty_text(),
+            "'?\\+?[0-9 ()-]{0,16}",
+            proptest::collection::vec("[A-Za-z ]{0,5}", 0..60).prop_map(|t| t.join("|")),
+            "[a-z]{300}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config(200))]
+
+        #[test]
+        fn any_row_is_a_contact_or_a_reason(cells in proptest::collection::vec(cell(), 0..8)) {
+            let record = StringRecord::from(cells);
+            let tags = HashMap::from([("vip".to_owned(), Uuid::from_u128(1))]);
+            let rules = PhoneRules::default();
+            let ctx = RowContext { mapping: &mapping(), rules: &rules, tags: &tags };
+            match parse(&record, &ctx) {
+                Ok(row) => {
+                    prop_assert!(!row.name.is_empty() && row.name.chars().count() <= 256);
+                    prop_assert!(row.phone.starts_with('+'));
+                    prop_assert!(row.tag_ids.len() <= MAX_TAGS_PER_CONTACT);
+                    prop_assert!(row.source.as_ref().is_none_or(|s| s.chars().count() <= 128));
+                    prop_assert!(row.attributes.iter().all(|(_, v)| !v.is_empty()
+                        && v.chars().count() <= MAX_ATTRIBUTE_VALUE));
+                }
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+        }
+    }
+}
