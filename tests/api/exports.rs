@@ -391,3 +391,66 @@ async fn downloads_given_up_half_way_leave_the_server_serving() {
         1
     );
 }
+
+#[tokio::test]
+async fn pattern_characters_match_literally_and_every_formula_start_is_defused() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Literal").await;
+    attribute(&app, &owner, "note").await;
+    let contacts = [
+        ("100% sure", "9812300011", "+SUM(1,2)"),
+        ("a_b", "9812300012", "\r=cmd|' /C calc'!A0"),
+        ("back\\slash", "9812300013", "\t=1+1"),
+        ("plain", "9812300014", "@A1"),
+        ("percent%_both\\", "9812300015", "-2+3"),
+        ("no pattern", "9812300016", "=HYPERLINK(\"http://x\")"),
+    ];
+    for (name, phone, note) in contacts {
+        create(
+            &app,
+            &owner,
+            CREATE,
+            json!({ "input": { "name": name, "phone": phone, "attributes": [{ "key": "note", "value": note }] } }),
+        )
+        .await;
+    }
+    for (search, expected) in [
+        ("%", vec!["100% sure", "percent%_both\\"]),
+        ("_", vec!["a_b", "percent%_both\\"]),
+        ("\\", vec!["back\\slash", "percent%_both\\"]),
+        ("a_", vec!["a_b"]),
+        ("%_", vec!["percent%_both\\"]),
+        ("'; DROP TABLE contacts; --", vec![]),
+        ("\" OR \"\"=\"", vec![]),
+        ("*", vec![]),
+        ("[a-z]", vec![]),
+    ] {
+        let filter = json!({ "search": search });
+        assert_eq!(
+            listed_names(&app, &owner, &filter).await,
+            expected,
+            "search {search:?}"
+        );
+        assert_eq!(
+            exported_names(&export(&app, &owner, filter).await),
+            expected,
+            "export of {search:?}"
+        );
+    }
+    assert_eq!(listed_names(&app, &owner, &json!({})).await.len(), 6);
+
+    // Every formula start gets the text marker in the file; nothing else changes.
+    let rows = records(&export(&app, &owner, json!(null)).await);
+    for (name, _, note) in contacts {
+        let row = rows.iter().find(|r| r[0] == name).unwrap();
+        assert_eq!(row.last().unwrap(), &format!("'{note}"), "{name}");
+    }
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?} in {row:?}"
+            );
+        }
+    }
+}

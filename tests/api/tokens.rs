@@ -125,3 +125,99 @@ async fn only_well_formed_current_tokens_signed_by_the_server_get_in() {
         .expect_error("UNAUTHENTICATED");
     assert!(message.contains("expired"), "{message}");
 }
+
+#[tokio::test]
+async fn forged_tokens_of_every_other_shape_are_refused() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up("Forge").await;
+    let me = "{ viewer { id } }";
+    let good = claims(&owner.user_id, 600);
+    let secret = JWT_SECRET.as_bytes();
+
+    let mut no_exp = good.clone();
+    no_exp.as_object_mut().unwrap().remove("exp");
+    let mut string_exp = good.clone();
+    string_exp["exp"] = json!("9999999999");
+    let mut stale_version = good.clone();
+    stale_version["ver"] = json!(1);
+    let mut unknown_user = good.clone();
+    unknown_user["sub"] = json!(uuid::Uuid::new_v4());
+    let mut not_a_uuid = good.clone();
+    not_a_uuid["sub"] = json!("admin");
+    let mut no_header_kid = Header::new(Algorithm::HS256);
+    no_header_kid.kid = None;
+    let signature_of = |token: &str| token.rsplit('.').next().unwrap().to_owned();
+    let genuine = sign(hs256("k1"), &good, secret);
+
+    for (what, token) in [
+        ("no expiry", sign(hs256("k1"), &no_exp, secret)),
+        ("expiry as a string", sign(hs256("k1"), &string_exp, secret)),
+        (
+            "stale token version",
+            sign(hs256("k1"), &stale_version, secret),
+        ),
+        ("unknown user", sign(hs256("k1"), &unknown_user, secret)),
+        (
+            "subject not a user id",
+            sign(hs256("k1"), &not_a_uuid, secret),
+        ),
+        ("no key id", sign(no_header_kid, &good, secret)),
+        (
+            "key id as a path",
+            sign(hs256("../../data/jwt-secret"), &good, secret),
+        ),
+        (
+            "alg None, capitalised",
+            raw_token(
+                json!({ "alg": "None", "typ": "JWT", "kid": "k1" }),
+                &good,
+                "",
+            ),
+        ),
+        (
+            "alg NONE with the genuine signature",
+            raw_token(
+                json!({ "alg": "NONE", "typ": "JWT", "kid": "k1" }),
+                &good,
+                &signature_of(&genuine),
+            ),
+        ),
+        (
+            "empty signature",
+            format!("{}.", genuine.rsplit_once('.').unwrap().0),
+        ),
+        ("extra segment", format!("{genuine}.AAAA")),
+        (
+            "two segments",
+            genuine.rsplit_once('.').unwrap().0.to_owned(),
+        ),
+        (
+            "signature of another payload",
+            format!(
+                "{}.{}",
+                raw_token(
+                    json!({ "alg": "HS256", "typ": "JWT", "kid": "k1" }),
+                    &stale_version,
+                    ""
+                )
+                .trim_end_matches('.'),
+                signature_of(&genuine)
+            ),
+        ),
+        (
+            "huge header",
+            raw_token(
+                json!({ "alg": "HS256", "kid": "k1", "x": "y".repeat(64 * 1024) }),
+                &good,
+                &signature_of(&genuine),
+            ),
+        ),
+        ("not base64", "%%%.^^^.***".to_owned()),
+    ] {
+        let reply = app.gql(me).token(&token).send().await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert_eq!(reply.error_code(), Some("UNAUTHENTICATED"), "{what}");
+    }
+    // The genuine one still works.
+    app.gql(me).token(&genuine).data().await;
+}

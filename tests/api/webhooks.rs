@@ -446,3 +446,50 @@ async fn replaying_every_fixture_in_any_order_leaves_the_state_of_one_delivery()
         "seed {seed}"
     );
 }
+
+#[tokio::test]
+async fn forged_signature_headers_and_oversized_deliveries_are_refused() {
+    let fake = FakeGraph::start().await;
+    let app = TestApp::spawn_with_graph(&fake).await;
+    let owner = app.sign_up("Forged").await;
+    app.connect_fixture_number(&owner).await;
+    let body = fixture("inbound-text.json");
+    let genuine = sign(APP_SECRET, &body);
+    let hex = genuine.trim_start_matches("sha256=").to_owned();
+    for (what, header) in [
+        ("another algorithm's prefix", format!("sha1={hex}")),
+        ("no prefix", hex.clone()),
+        ("truncated", genuine[..genuine.len() - 2].to_owned()),
+        ("doubled", format!("{genuine}{hex}")),
+        ("empty digest", "sha256=".to_owned()),
+        ("two values", format!("sha256=00, {genuine}")),
+    ] {
+        assert_eq!(
+            app.post_webhook_with(&body, Some(&header)).await,
+            StatusCode::UNAUTHORIZED,
+            "{what}"
+        );
+    }
+    // The same signature over the body with one byte more (a trailing newline).
+    let mut longer = body.clone();
+    longer.push(b'\n');
+    assert_eq!(
+        app.post_webhook_with(&longer, Some(&genuine)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Far larger than a webhook may be: refused before it is read or verified.
+    let mut huge = body.clone();
+    huge.extend(std::iter::repeat_n(b' ', 2 * 1024 * 1024));
+    let status = app.post_webhook(&huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let stored = webhook_event::Entity::find()
+        .count(&app.app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "a refused delivery must not be stored");
+    // The genuine delivery still goes through.
+    assert_eq!(
+        app.post_webhook_with(&body, Some(&genuine)).await,
+        StatusCode::OK
+    );
+}
