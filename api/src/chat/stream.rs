@@ -118,6 +118,30 @@ pub async fn subscribe(
             }
         }
         while let Some(bus_event) = live.next().await {
+            if bus_event.topic == crate::realtime::RESUBSCRIBED {
+                // The bus was away (Redis restarted): events committed meanwhile were
+                // published to no one. Read them now rather than at the next event.
+                loop {
+                    let page = match events::since(&db, project_id, last, CATCH_UP_PAGE).await {
+                        Ok(page) => page,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "chat catch-up after the bus returned failed");
+                            break;
+                        }
+                    };
+                    let full = page.len() as u64 == CATCH_UP_PAGE;
+                    for event in page {
+                        last = event.seq;
+                        if viewer.may_see(&event) {
+                            yield Arc::new(event);
+                        }
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                continue;
+            }
             if bus_event.topic != BUS_TOPIC {
                 continue;
             }

@@ -18,6 +18,11 @@ use uuid::Uuid;
 pub use memory::InProcessBus;
 pub use redis_bus::RedisBus;
 
+/// A local-only event (never published): this node's bus (re)subscribed the project's
+/// channel, after a lost connection say, so events published meanwhile may have passed it
+/// by. Streams that can catch up from the database do so; the others ignore the topic.
+pub const RESUBSCRIBED: &str = "bus.resubscribed";
+
 /// One event on the bus.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BusEvent {

@@ -118,6 +118,22 @@ async fn dispatch(mut pushes: mpsc::UnboundedReceiver<PushInfo>, fanout: FanOut,
                     Err(err) => tracing::warn!(%channel, error = %err, "unreadable bus message"),
                 }
             }
+            // Also confirms the resubscription after a reconnection: tell the project's
+            // local streams, which catch up on what the outage kept from them.
+            PushKind::Subscribe => {
+                let project_id = push
+                    .data
+                    .first()
+                    .and_then(|c| redis::from_redis_value_ref::<String>(c).ok())
+                    .and_then(|c| Uuid::parse_str(c.strip_prefix(&*prefix)?).ok());
+                if let Some(project_id) = project_id {
+                    fanout.deliver(BusEvent {
+                        project_id,
+                        topic: super::RESUBSCRIBED.to_owned(),
+                        payload: serde_json::Value::Null,
+                    });
+                }
+            }
             PushKind::Disconnection => {
                 tracing::warn!("lost the Redis bus connection; reconnecting");
                 metrics::counter!("realtime_bus_disconnections_total").increment(1);
