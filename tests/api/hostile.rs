@@ -367,6 +367,15 @@ async fn password_guessing_is_throttled_per_account_and_per_address() {
     assert_eq!(sprayed.status, 429, "{}", sprayed.body);
     sprayed.expect_error("RATE_LIMITED");
     retry_after(&sprayed);
+    // Over a WebSocket the address is the same one.
+    let mut socket = WsClient::connect(&app.ws_url()).await;
+    socket.init(json!({})).await;
+    socket
+        .send(json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": LOG_IN, "variables": { "u": "third-one", "p": "guess" } } }))
+        .await;
+    let answer = socket.next().await;
+    assert!(format!("{answer:?}").contains("RATE_LIMITED"), "{answer:?}");
     // Sessions already open are not affected.
     app.gql("{ project { id } }")
         .as_member(&victim)

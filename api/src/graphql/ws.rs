@@ -53,6 +53,7 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 
 pub async fn upgrade(
     State(state): State<HttpState>,
+    client_ip: Option<axum::Extension<crate::limits::ClientIp>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -68,7 +69,11 @@ pub async fn upgrade(
         // Clients send little; the default 128 KiB read buffer per connection would be
         // most of an idle subscription's memory (and zero-filled on every read).
         .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| Connection::new(state).serve(socket, offered))
+        .on_upgrade(move |socket| {
+            let mut connection = Connection::new(state);
+            connection.client_ip = client_ip.map(|e| e.0);
+            connection.serve(socket, offered)
+        })
 }
 
 #[derive(Deserialize)]
@@ -268,6 +273,8 @@ enum SharedItem {
 
 struct Connection {
     state: HttpState,
+    /// The client's address, for operations throttled per address (`logIn`).
+    client_ip: Option<crate::limits::ClientIp>,
     auth: Option<RequestAuth>,
     init_received: bool,
     init_deadline: Option<Pin<Box<Sleep>>>,
@@ -299,6 +306,7 @@ impl Connection {
             state.app.settings.graphql.connection_init_timeout,
         ));
         Self {
+            client_ip: None,
             state,
             auth: None,
             init_received: false,
@@ -572,11 +580,11 @@ impl Connection {
                         None
                     }
                     None => {
-                        let stream = self.state.schema.execute_stream(request_data(
-                            request,
-                            &self.state.app,
-                            auth,
-                        ));
+                        let mut request = request_data(request, &self.state.app, auth);
+                        if let Some(ip) = self.client_ip {
+                            request = request.data(ip);
+                        }
+                        let stream = self.state.schema.execute_stream(request);
                         let tx = self.tx.clone();
                         let task_id = id.clone();
                         let task = tokio::spawn(async move {
