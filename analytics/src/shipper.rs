@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::{AnalyticsStore, Event, outbox};
+use crate::{AnalyticsStore, Event};
 
 /// Rows marked shipped per UPDATE, well under SQLite's and PostgreSQL's bind limits.
 const MARK_CHUNK: usize = 1_000;
@@ -164,19 +164,28 @@ impl Shipper {
 
     /// One loop iteration: ship a batch if it is full or its oldest event waited long enough.
     async fn tick(&self, pending_since: &mut Option<Instant>) -> anyhow::Result<usize> {
-        let pending = outbox::pending_count(&self.db).await?;
-        metrics::gauge!("analytics_outbox_pending").set(pending as f64);
-        if pending == 0 {
+        // At most one batch is looked at, in `seq` order along the partial index: a
+        // `count(*)` of the pending rows is planned as a scan of the whole table, shipped
+        // history included, and cost a busy server more than the shipping itself.
+        let batch = self.config.batch_size.max(1);
+        let pending: Vec<DateTime<Utc>> = Entity::find()
+            .select_only()
+            .column(Column::OccurredAt)
+            .filter(Column::ShippedAt.is_null())
+            .order_by_asc(Column::Seq)
+            .limit(batch as u64)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        // Up to one batch: "at least this many" when it is full.
+        metrics::gauge!("analytics_outbox_pending").set(pending.len() as f64);
+        let Some(oldest) = pending.first() else {
             *pending_since = None;
             return Ok(0);
-        }
+        };
         let seen_since = *pending_since.get_or_insert_with(Instant::now);
-        let oldest_age = self
-            .oldest_pending()
-            .await?
-            .and_then(|at| (Utc::now() - at).to_std().ok())
-            .unwrap_or_default();
-        let due = pending >= self.config.batch_size as u64
+        let oldest_age = (Utc::now() - *oldest).to_std().unwrap_or_default();
+        let due = pending.len() >= batch
             || oldest_age >= self.config.flush_interval
             || seen_since.elapsed() >= self.config.flush_interval;
         if !due {
@@ -185,18 +194,6 @@ impl Shipper {
         let shipped = self.ship_once().await?;
         *pending_since = None;
         Ok(shipped)
-    }
-
-    async fn oldest_pending(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        // First by seq rather than min(occurred_at): served by the partial index on seq.
-        Ok(Entity::find()
-            .select_only()
-            .column(Column::OccurredAt)
-            .filter(Column::ShippedAt.is_null())
-            .order_by_asc(Column::Seq)
-            .into_tuple::<DateTime<Utc>>()
-            .one(&self.db)
-            .await?)
     }
 
     async fn next_batch<C: ConnectionTrait>(
