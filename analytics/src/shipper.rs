@@ -13,7 +13,7 @@ use parley_entity::analytics_outbox::{Column, Entity, Model};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -227,12 +227,34 @@ impl Shipper {
         // A crash here re-sends the batch later, which the store's idempotent insert absorbs.
         let now = Utc::now();
         for chunk in seqs.chunks(MARK_CHUNK) {
-            Entity::update_many()
-                .col_expr(Column::ShippedAt, Expr::value(now))
-                .filter(Column::Seq.is_in(chunk.iter().copied()))
-                .exec(conn)
-                .await
-                .context("marking outbox rows shipped")?;
+            match conn.get_database_backend() {
+                // The ids as one array behind an InitPlan: a prepared `IN ($2, …)` list is
+                // planned once per connection, when the outbox may still have been small,
+                // and then scans the whole table (shipped history included) for every
+                // batch; the array keeps it a primary-key lookup.
+                DatabaseBackend::Postgres => {
+                    let ids = chunk
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    conn.execute(Statement::from_sql_and_values(
+                        DatabaseBackend::Postgres,
+                        "UPDATE analytics_outbox SET shipped_at = $1 \
+                         WHERE seq = ANY((SELECT $2::bigint[])::bigint[])",
+                        [now.into(), format!("{{{ids}}}").into()],
+                    ))
+                    .await
+                    .map(|_| ())
+                }
+                _ => Entity::update_many()
+                    .col_expr(Column::ShippedAt, Expr::value(now))
+                    .filter(Column::Seq.is_in(chunk.iter().copied()))
+                    .exec(conn)
+                    .await
+                    .map(|_| ()),
+            }
+            .context("marking outbox rows shipped")?;
         }
         Ok(events.len())
     }
