@@ -749,8 +749,7 @@ pub async fn resend_code(
         None => Ok(current.code_method.clone().unwrap_or_else(|| "SMS".into())),
     })
     .await?;
-    let token = current.access_token.clone().unwrap_or_default();
-    let phone_number_id = current.phone_number_id.clone().unwrap_or_default();
+    let (token, phone_number_id) = number_handles(&current);
     let provider = state.whatsapp.signup(&current.provider);
     let mut outcome = Outcome::new(action, CODE_SENT, json!({ "codeMethod": method }));
     outcome.changes.code_method = Some(method.clone());
@@ -764,6 +763,15 @@ pub async fn resend_code(
     finish(state, scope, current, outcome).await
 }
 
+/// The access token and the number's id the steps after `PHONE_NUMBER` call Meta with
+/// (both recorded by then).
+fn number_handles(current: &app::Model) -> (String, String) {
+    (
+        current.access_token.clone().unwrap_or_default(),
+        current.phone_number_id.clone().unwrap_or_default(),
+    )
+}
+
 pub async fn verify_code(state: &AppState, scope: &Scope, code: &str) -> AppResult<app::Model> {
     let current = open_at(state, scope, &[CODE_SENT]).await?;
     let action = "VERIFY_CODE";
@@ -771,8 +779,7 @@ pub async fn verify_code(state: &AppState, scope: &Scope, code: &str) -> AppResu
         six_digits("code", code, "the verification code has 6 digits")
     })
     .await?;
-    let token = current.access_token.clone().unwrap_or_default();
-    let phone_number_id = current.phone_number_id.clone().unwrap_or_default();
+    let (token, phone_number_id) = number_handles(&current);
     let provider = state.whatsapp.signup(&current.provider);
     let outcome = Outcome::new(action, CODE_SENT, json!({}));
     let outcome = match provider.verify_code(&token, &phone_number_id, &code).await {
@@ -791,8 +798,7 @@ pub async fn register(state: &AppState, scope: &Scope, pin: &str) -> AppResult<a
         six_digits("pin", pin, "the two-step verification PIN has 6 digits")
     })
     .await?;
-    let token = current.access_token.clone().unwrap_or_default();
-    let phone_number_id = current.phone_number_id.clone().unwrap_or_default();
+    let (token, phone_number_id) = number_handles(&current);
     let provider = state.whatsapp.signup(&current.provider);
     let outcome = Outcome::new(action, VERIFIED, json!({ "twoStepVerification": true }));
     let registered = provider.register(&token, &phone_number_id, &pin).await;
