@@ -5,8 +5,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 
 pub const USAGE: &str = "\
-parley-bench: contacts, live-chat, billing-report and campaign benchmarks against the real
-services (run it through scripts/bench)
+parley-bench: contacts, live-chat, billing-report, campaign, trivial-query and analytics
+shipping benchmarks against the real services (run it through scripts/bench)
 
   --rows N             rows in the generated CSV (default 1000000)
   --seconds N          duration of each load test (default 10)
@@ -54,6 +54,26 @@ Campaigns, the broadcast dispatcher against a fake Graph API (part of the defaul
   --campaign-snapshot N  contacts of the campaign-start snapshot (default 1000000; 0 skips)
   --campaign-graph-delay-ms N  the fake Graph API's answer time (default 0)
   --campaign-timeout N seconds each broadcast may take (default 600)
+
+Trivial query `{ __typename }` under wrk, beside a minimal async-graphql server (part of
+the default run):
+  --transport-only     only this benchmark (its section of the report is replaced, the
+                       rest is kept; combines with the other --*-only options)
+  --no-transport       skip it
+                       (each wrk run lasts --seconds)
+
+Analytics shipping, outbox → ClickHouse, beside ClickHouse's own insert (part of the
+default run):
+  --shipping-only      only this benchmark (its section replaced, the rest kept)
+  --no-shipping        skip it
+  --shipping-rows N    outbox rows COPYed while the server ships (default 1000000)
+  --shipping-chunks N  COPY transactions they are split into (default 20)
+
+Flamegraphs:
+  --profile            after the measured runs, replay the three benchmarks with the
+                       slowest ratios (of those that can be replayed) under perf and write
+                       docs/bench/flame-*.svg
+  --profile-seconds N  length of each recording (default 8)
 ";
 
 #[derive(Clone, Debug)]
@@ -92,6 +112,15 @@ pub struct Args {
     pub campaign_snapshot: u64,
     pub campaign_graph_delay_ms: u64,
     pub campaign_timeout: u64,
+    /// Run the trivial-query benchmark.
+    pub transport: bool,
+    /// Run the analytics shipping benchmark.
+    pub shipping: bool,
+    pub shipping_rows: u64,
+    pub shipping_chunks: usize,
+    /// Replay the slowest ratios under perf.
+    pub profile: bool,
+    pub profile_seconds: u64,
 }
 
 impl Args {
@@ -127,9 +156,16 @@ impl Args {
             campaign_snapshot: 1_000_000,
             campaign_graph_delay_ms: 0,
             campaign_timeout: 600,
+            transport: true,
+            shipping: true,
+            shipping_rows: 1_000_000,
+            shipping_chunks: 20,
+            profile: false,
+            profile_seconds: 8,
         };
-        // `--chat-only`, `--billing-only` and `--campaign-only` select the parts that run.
+        // The `--*-only` options select the parts that run.
         let (mut chat_only, mut billing_only, mut campaign_only) = (false, false, false);
+        let (mut transport_only, mut shipping_only) = (false, false);
         while let Some(flag) = argv.next() {
             let mut value =
                 |name: &str| argv.next().with_context(|| format!("{name} needs a value"));
@@ -167,6 +203,14 @@ impl Args {
                     args.campaign_graph_delay_ms = number(&flag, &value(&flag)?)?
                 }
                 "--campaign-timeout" => args.campaign_timeout = number(&flag, &value(&flag)?)?,
+                "--transport-only" => transport_only = true,
+                "--no-transport" => args.transport = false,
+                "--shipping-only" => shipping_only = true,
+                "--no-shipping" => args.shipping = false,
+                "--shipping-rows" => args.shipping_rows = number(&flag, &value(&flag)?)?,
+                "--shipping-chunks" => args.shipping_chunks = number(&flag, &value(&flag)?)?,
+                "--profile" => args.profile = true,
+                "--profile-seconds" => args.profile_seconds = number(&flag, &value(&flag)?)?,
                 "--no-chat" => args.chat = false,
                 "--chat-subscribers" => args.chat_subscribers = number(&flag, &value(&flag)?)?,
                 "--chat-rate" => args.chat_rate = number(&flag, &value(&flag)?)?,
@@ -180,11 +224,13 @@ impl Args {
                 other => bail!("unknown option {other}\n\n{USAGE}"),
             }
         }
-        if chat_only || billing_only || campaign_only {
+        if chat_only || billing_only || campaign_only || transport_only || shipping_only {
             args.contacts = false;
             args.chat &= chat_only;
             args.billing &= billing_only;
             args.campaign &= campaign_only;
+            args.transport &= transport_only;
+            args.shipping &= shipping_only;
         }
         if !(1_000..=2_000_000).contains(&args.rows) {
             bail!("--rows: between 1000 and 2000000 (the server's import limit)");
@@ -195,7 +241,13 @@ impl Args {
         if !(1..=512).contains(&args.concurrency) {
             bail!("--concurrency: between 1 and 512");
         }
-        if !args.contacts && !args.chat && !args.billing && !args.campaign {
+        if !args.contacts
+            && !args.chat
+            && !args.billing
+            && !args.campaign
+            && !args.transport
+            && !args.shipping
+        {
             bail!("these options leave nothing to run");
         }
         if args.chat_seconds == 0 {
@@ -243,6 +295,15 @@ impl Args {
         if !(10..=7_200).contains(&args.campaign_timeout) {
             bail!("--campaign-timeout: between 10 and 7200 seconds");
         }
+        if !(1_000..=10_000_000).contains(&args.shipping_rows) {
+            bail!("--shipping-rows: between 1000 and 10000000");
+        }
+        if !(1..=1_000).contains(&args.shipping_chunks) {
+            bail!("--shipping-chunks: between 1 and 1000");
+        }
+        if !(1..=120).contains(&args.profile_seconds) {
+            bail!("--profile-seconds: between 1 and 120");
+        }
         if args.command.is_empty() {
             args.command = if args.contacts {
                 format!(
@@ -255,6 +316,8 @@ impl Args {
                     (args.chat, " --chat-only"),
                     (args.billing, " --billing-only"),
                     (args.campaign, " --campaign-only"),
+                    (args.transport, " --transport-only"),
+                    (args.shipping, " --shipping-only"),
                 ] {
                     if ran {
                         command.push_str(flag);
@@ -335,6 +398,36 @@ mod tests {
         assert!(!parse(&["--no-billing"]).unwrap().billing);
         assert!(parse(&["--billing-only", "--no-billing"]).is_err());
         assert!(parse(&["--billing-batch", "10"]).is_err());
+    }
+
+    #[test]
+    fn transport_and_shipping_only() {
+        let a = parse(&["--transport-only"]).unwrap();
+        assert!(!a.contacts && !a.chat && !a.billing && !a.campaign);
+        assert!(a.transport && !a.shipping && !a.profile);
+        assert_eq!(a.command, "scripts/bench --transport-only");
+        let b = parse(&[
+            "--shipping-only",
+            "--shipping-rows",
+            "200_000",
+            "--shipping-chunks",
+            "10",
+            "--profile",
+        ])
+        .unwrap();
+        assert!(!b.contacts && !b.transport && b.shipping && b.profile);
+        assert_eq!((b.shipping_rows, b.shipping_chunks), (200_000, 10));
+        assert_eq!(b.command, "scripts/bench --shipping-only");
+        let both = parse(&["--transport-only", "--shipping-only"]).unwrap();
+        assert_eq!(
+            both.command,
+            "scripts/bench --transport-only --shipping-only"
+        );
+        let all = parse(&[]).unwrap();
+        assert!(all.transport && all.shipping && !all.profile);
+        assert!(!parse(&["--no-transport"]).unwrap().transport);
+        assert!(parse(&["--shipping-only", "--no-shipping"]).is_err());
+        assert!(parse(&["--shipping-rows", "10"]).is_err());
     }
 
     #[test]

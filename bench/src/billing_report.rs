@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::{billing::OTHER_PROJECTS, procfs::CpuUse, sections};
+use crate::{billing::OTHER_PROJECTS, procfs::CpuUse};
 
 /// The billing issue: the monthly usage report over 10,000,000 events in under 1 s.
 pub const MONTH_TARGET_MS: f64 = 1_000.0;
@@ -171,6 +171,83 @@ impl BillingFigures {
         rows
     }
 
+    /// The summary table's rows: the monthly report beside the raw `GROUP BY` (the ratio
+    /// is the reference's time over the report's), and the other rows as they are.
+    pub fn summary_rows(&self, chart: Option<&str>) -> Vec<crate::summary::Row> {
+        let chart = chart.map(str::to_owned);
+        let mut out = Vec::new();
+        let runs = self.month.as_ref().map_or(0, |t| t.runs_ms.len());
+        if let Some(month) = &self.month {
+            let ratio = self
+                .month_raw
+                .as_ref()
+                .map(|raw| raw.median_ms() / month.median_ms());
+            out.push(crate::summary::Row {
+                bench: format!(
+                    "Billing: monthly usage report over {} events in ClickHouse, median / max                      of {runs} runs",
+                    thousands(self.rows as f64)
+                ),
+                parley: format!("{:.0} / {:.0} ms", month.median_ms(), month.max_ms()),
+                reference: self.month_raw.as_ref().map_or(NOT_MEASURED.into(), |raw| {
+                    format!(
+                        "`GROUP BY` over the raw rows {:.0} / {:.0} ms",
+                        raw.median_ms(),
+                        raw.max_ms()
+                    )
+                }),
+                ratio,
+                ratio_text: ratio.map_or(String::new(), |r| format!("{r:.1}× faster")),
+                target: "< 1 s".into(),
+                met: Some(month.max_ms() < MONTH_TARGET_MS),
+                chart: chart.clone(),
+            });
+        }
+        if self.ingest_s > 0.0 {
+            out.push(crate::summary::Row {
+                bench: "Billing: ingest through `ClickHouseStore::insert`".into(),
+                parley: format!(
+                    "{} events/s",
+                    thousands(self.total() as f64 / self.ingest_s)
+                ),
+                reference: "–".into(),
+                target: "reported".into(),
+                chart,
+                ..Default::default()
+            });
+        }
+        out
+    }
+
+    pub fn chart(&self, report: &std::path::Path) -> Option<String> {
+        use crate::charts::{Bar, Panel};
+        let month = self.month.as_ref()?;
+        let mut bars = vec![Bar::parley("monthly report (snapshots)", month.median_ms())];
+        if let Some(raw) = &self.month_raw {
+            bars.push(Bar::reference(
+                "monthly GROUP BY over raw rows",
+                raw.median_ms(),
+            ));
+        }
+        if let Some(day) = &self.day {
+            bars.push(Bar::parley("daily report (snapshots)", day.median_ms()));
+        }
+        if let Some(raw) = &self.day_raw {
+            bars.push(Bar::reference(
+                "daily GROUP BY over raw rows",
+                raw.median_ms(),
+            ));
+        }
+        crate::charts::write(
+            report,
+            "billing",
+            "Billing usage report over 10,000,000 events in ClickHouse: median of the timed runs",
+            &[
+                Panel::new("Report time (lower is better)", "milliseconds", bars)
+                    .target(MONTH_TARGET_MS, "target < 1 s"),
+            ],
+        )
+    }
+
     pub fn table(&self) -> String {
         let mut out =
             String::from("| benchmark | Parley | target | met? |\n| --- | --- | --- | --- |\n");
@@ -294,12 +371,14 @@ impl BillingFigures {
 }
 
 /// `existing` with its billing section replaced by `section` (appended when it has none).
+#[cfg(test)]
 pub fn splice(existing: Option<&str>, section: &str) -> String {
-    sections::splice(existing, BEGIN, END, section)
+    crate::sections::splice(existing, BEGIN, END, section)
 }
 
+#[cfg(test)]
 pub fn extract(report: &str) -> Option<&str> {
-    sections::extract(report, BEGIN, END)
+    crate::sections::extract(report, BEGIN, END)
 }
 
 #[cfg(test)]

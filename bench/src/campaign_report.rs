@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::{procfs::CpuUse, report::Machine, sections};
+use crate::{procfs::CpuUse, report::Machine};
 
 /// Issue 7: the dispatcher with the throughput limit lifted, against a local fake Graph API.
 pub const THROUGHPUT_TARGET: f64 = 2_000.0;
@@ -232,6 +232,76 @@ impl CampaignFigures {
         rows
     }
 
+    /// The summary table's rows (no reference: the fake Graph API answers at once).
+    pub fn summary_rows(&self, chart: Option<&str>) -> Vec<crate::summary::Row> {
+        self.rows()
+            .into_iter()
+            .filter(|(_, figure, _, _)| figure != NOT_MEASURED)
+            .map(|(bench, parley, target, met)| crate::summary::Row {
+                bench: format!("Campaigns: {bench}"),
+                parley,
+                reference: "–".into(),
+                target,
+                met,
+                chart: chart.map(str::to_owned),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    pub fn chart(&self, report: &std::path::Path) -> Option<String> {
+        use crate::charts::{Bar, Panel};
+        let mut panels = Vec::new();
+        if let Some(r) = &self.lifted {
+            panels.push(
+                Panel::new(
+                    format!(
+                        "Broadcast, limit lifted to {}/s",
+                        thousands(f64::from(r.limit))
+                    ),
+                    "sends per second",
+                    vec![Bar::parley("sends/s, first to last send", r.rate())],
+                )
+                .target(THROUGHPUT_TARGET, "target ≥ 2,000/s"),
+            );
+        }
+        if let Some(r) = &self.paced {
+            panels.push(Panel::new(
+                format!("Broadcast at a limit of {}/s", r.limit),
+                "sends per second",
+                vec![
+                    Bar::parley("sends/s, first to last send", r.rate()),
+                    Bar::reference("the limit", f64::from(r.limit)),
+                ],
+            ));
+        }
+        if let Some(s) = &self.snapshot {
+            panels.push(
+                Panel::new(
+                    format!(
+                        "Campaign start over {} contacts",
+                        thousands(s.contacts as f64)
+                    ),
+                    "seconds",
+                    vec![Bar::parley(
+                        "createBroadcast, snapshot included",
+                        s.create_s,
+                    )],
+                )
+                .target(SNAPSHOT_TARGET_S, "target < 10 s"),
+            );
+        }
+        if panels.is_empty() {
+            return None;
+        }
+        crate::charts::write(
+            report,
+            "campaigns",
+            "Campaign dispatch (fake Graph API)",
+            &panels,
+        )
+    }
+
     pub fn table(&self) -> String {
         let mut out =
             String::from("| benchmark | Parley | target | met? |\n| --- | --- | --- | --- |\n");
@@ -401,12 +471,14 @@ fn disturbed(out: &mut String, phase: &str, cpu: &CpuUse, cores: usize) {
 }
 
 /// `existing` with its campaigns section replaced by `section` (appended when it has none).
+#[cfg(test)]
 pub fn splice(existing: Option<&str>, section: &str) -> String {
-    sections::splice(existing, BEGIN, END, section)
+    crate::sections::splice(existing, BEGIN, END, section)
 }
 
+#[cfg(test)]
 pub fn extract(report: &str) -> Option<&str> {
-    sections::extract(report, BEGIN, END)
+    crate::sections::extract(report, BEGIN, END)
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 use std::fmt::Write;
 
 use crate::{
+    charts::{Bar, Panel},
     chat::Delivery,
     load::Summary,
     procfs::{CpuUse, mb},
+    redis_bench::{RedisBenchResult, Tapped},
+    summary,
 };
 
 /// The live chat issue: p99 from webhook receipt to the subscriber's frame.
@@ -51,6 +54,34 @@ pub struct LatencyFigures {
     pub frames_total: u64,
     /// Per node: VmRSS after the run (with its subscribers still connected), KiB.
     pub rss_kb: Vec<(String, u64)>,
+    /// What went through Redis during the measured messages (a `PSUBSCRIBE` on the run's
+    /// channel prefix), and the measured window's length in seconds.
+    pub bus: Option<(Tapped, f64)>,
+}
+
+impl LatencyFigures {
+    /// Frames of the measured messages per second, from the first measured message to the
+    /// last frame (`seconds` of messages, then the drain).
+    pub fn frames_per_s(&self, seconds: u64) -> Option<f64> {
+        let drain = self.drain_s?;
+        Some(self.overall.received as f64 / (seconds as f64 + drain))
+    }
+
+    /// Events published on the bus per second during the measured messages.
+    pub fn bus_events_per_s(&self) -> Option<f64> {
+        let (t, window) = self.bus.as_ref()?;
+        (*window > 0.0).then(|| t.messages as f64 / window)
+    }
+}
+
+/// The bus reference: `redis-benchmark` publishing one chat event's size of payload.
+#[derive(Clone, Debug, Default)]
+pub struct BusReference {
+    pub result: RedisBenchResult,
+    pub command: String,
+    pub payload_bytes: usize,
+    pub requests: u64,
+    pub clients: u32,
 }
 
 pub struct IdleLevel {
@@ -90,6 +121,7 @@ pub struct ChatFigures {
     pub one_node: Option<LatencyFigures>,
     pub two_nodes: Option<LatencyFigures>,
     pub idle: Option<IdleFigures>,
+    pub bus_reference: Option<BusReference>,
     pub notes: Vec<String>,
     pub error: Option<String>,
 }
@@ -241,6 +273,194 @@ impl ChatFigures {
             }),
         }
         rows
+    }
+
+    /// The summary table's rows: the latency and memory rows as they are, and the bus
+    /// figures beside redis-benchmark's (the ratio is Parley's rate over Redis's).
+    pub fn summary_rows(&self, chart: Option<&str>) -> Vec<summary::Row> {
+        let chart = chart.map(str::to_owned);
+        let mut out: Vec<summary::Row> = self
+            .rows()
+            .into_iter()
+            .filter(|r| r.figure != "not measured" && r.target != "–")
+            .map(|r| summary::Row {
+                bench: r.bench,
+                parley: r.figure,
+                reference: "–".into(),
+                target: r.target,
+                met: r.met,
+                chart: chart.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let (Some(one), Some(reference)) = (&self.one_node, &self.bus_reference) else {
+            return out;
+        };
+        let rps = reference.result.rps;
+        let redis = format!(
+            "redis-benchmark PUBLISH of {} bytes: {}/s",
+            reference.payload_bytes,
+            thousands(rps)
+        );
+        if let Some(frames) = one.frames_per_s(self.seconds) {
+            out.push(summary::Row {
+                bench: format!(
+                    "Live chat, 1 node: frames delivered per second ({} subscribers, {}                      messages/s offered)",
+                    thousands(self.subscribers as f64),
+                    self.rate
+                ),
+                parley: format!("{}/s", thousands(frames)),
+                reference: redis.clone(),
+                ratio: Some(frames / rps),
+                ratio_text: format!("{:.1}% of Redis's publish rate", 100.0 * frames / rps),
+                target: "reported".into(),
+                met: None,
+                chart: chart.clone(),
+            });
+        }
+        if let Some(events) = one.bus_events_per_s() {
+            out.push(summary::Row {
+                bench: "Live chat, 1 node: events through the bus per second (at the offered                         load)"
+                    .into(),
+                parley: format!("{events:.0}/s"),
+                reference: redis,
+                ratio: Some(events / rps),
+                ratio_text: format!("{:.2}% of Redis's publish rate", 100.0 * events / rps),
+                target: "reported".into(),
+                met: None,
+                chart,
+            });
+        }
+        out
+    }
+
+    pub fn chart(&self, report: &std::path::Path) -> Option<String> {
+        let mut panels = Vec::new();
+        let mut latency = Vec::new();
+        for (name, run) in [("1 node", &self.one_node), ("2 nodes", &self.two_nodes)] {
+            let Some(l) = run else { continue };
+            let s = &l.overall.latency;
+            for (p, v) in [
+                ("p50", s.p50_ms),
+                ("p95", s.p95_ms),
+                ("p99", s.p99_ms),
+                ("max", s.max_ms),
+            ] {
+                latency.push(Bar::parley(format!("{name}: {p}"), v));
+            }
+        }
+        if !latency.is_empty() {
+            panels.push(
+                Panel::new(
+                    format!(
+                        "Webhook → subscriber's frame, {} subscribers, {} messages/s",
+                        thousands(self.subscribers as f64),
+                        self.rate
+                    ),
+                    "milliseconds",
+                    latency,
+                )
+                .target(ONE_NODE_P99_MS, "1 node p99 < 50 ms"),
+            );
+        }
+        if let Some(one) = &self.one_node {
+            let mut bus = Vec::new();
+            if let Some(f) = one.frames_per_s(self.seconds) {
+                bus.push(Bar::parley("Parley: frames delivered/s (1 node)", f));
+            }
+            if let Some(e) = one.bus_events_per_s() {
+                bus.push(Bar::parley("Parley: events through Redis/s", e));
+            }
+            if let Some(r) = &self.bus_reference {
+                bus.push(Bar::reference(
+                    format!("redis-benchmark PUBLISH {} B/s", r.payload_bytes),
+                    r.result.rps,
+                ));
+            }
+            if !bus.is_empty() {
+                panels.push(Panel::new("The bus", "per second", bus));
+            }
+        }
+        if let Some(idle) = &self.idle {
+            let bars = idle
+                .levels
+                .iter()
+                .map(|l| {
+                    Bar::parley(
+                        format!(
+                            "{} idle subscriptions: VmRSS",
+                            thousands(l.subscriptions as f64)
+                        ),
+                        mb(l.rss_kb),
+                    )
+                })
+                .collect();
+            panels.push(
+                Panel::new("Server memory with idle subscriptions", "MB", bars)
+                    .target(1024.0 * 1.048_576, "10,000 under 1 GiB"),
+            );
+        }
+        if panels.is_empty() {
+            return None;
+        }
+        crate::charts::write(
+            report,
+            "live-chat",
+            "Live chat: latency, bus and memory",
+            &panels,
+        )
+    }
+
+    /// The section's paragraph on the bus figures and their reference.
+    fn bus_details(&self, out: &mut String) {
+        let (Some(one), Some(r)) = (&self.one_node, &self.bus_reference) else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "\n**The bus, beside Redis's own publish rate.** During the one-node run a \
+             `redis-cli PSUBSCRIBE` on the run's channel prefix counted what Parley published \
+             on Redis while the measured messages were posted{}. After it, `{}` (one \
+             `redis-cli SUBSCRIBE` on the channel meanwhile, so every publish is delivered to \
+             a subscriber, as to a node) measured Redis alone: {} PUBLISH/s, p50 {:.3} ms, p99 \
+             {:.3} ms, with {} clients sending {} publishes of {} bytes, the mean size of one \
+             `chat.event` bus event in this run. What each side measures: redis-benchmark \
+             measures how many publishes Redis accepts and delivers per second when nothing \
+             else limits it (no JSON, no database, no WebSocket); Parley's figures are what it \
+             delivered at the offered load ({} messages/s from the webhook), so they are bound \
+             by that rate, not by the bus: frames delivered per second count every \
+             subscriber's frame (one bus event fans out to {} frames on the node), and events \
+             through the bus count Redis messages, one per chat event and a few per message \
+             for the other topics. The ratios say how far the bus is from being the \
+             bottleneck.",
+            one.bus.as_ref().map_or(String::new(), |(t, w)| {
+                let topics: Vec<String> = t
+                    .by_topic
+                    .iter()
+                    .map(|(topic, (n, b))| {
+                        format!(
+                            "`{topic}` {} ({:.0} bytes each)",
+                            thousands(*n as f64),
+                            *b as f64 / (*n).max(1) as f64
+                        )
+                    })
+                    .collect();
+                format!(
+                    ": {} messages in {w:.1} s ({})",
+                    thousands(t.messages as f64),
+                    topics.join(", ")
+                )
+            }),
+            r.command,
+            thousands(r.result.rps),
+            r.result.p50_ms,
+            r.result.p99_ms,
+            r.clients,
+            thousands(r.requests as f64),
+            r.payload_bytes,
+            self.rate,
+            thousands(self.subscribers as f64)
+        );
     }
 
     pub fn table(&self) -> String {
@@ -418,6 +638,7 @@ impl ChatFigures {
                 );
             }
         }
+        self.bus_details(&mut out);
         if let Some(idle) = &self.idle {
             let _ = writeln!(
                 out,
@@ -487,11 +708,13 @@ impl ChatFigures {
 }
 
 /// The live-chat section of a report, markers included.
+#[cfg(test)]
 pub fn extract(report: &str) -> Option<&str> {
     crate::sections::extract(report, BEGIN, END)
 }
 
 /// `existing` with its live-chat section replaced by `section` (appended when it has none).
+#[cfg(test)]
 pub fn splice(existing: Option<&str>, section: &str) -> String {
     crate::sections::splice(existing, BEGIN, END, section)
 }

@@ -17,11 +17,12 @@ use tokio::sync::watch;
 use crate::{
     Bench, SIGN_UP,
     chat::{self, Endpoint, Heard, Poster},
-    chat_report::{ChatFigures, IdleFigures, IdleLevel, LatencyFigures},
+    chat_report::{BusReference, ChatFigures, IdleFigures, IdleLevel, LatencyFigures},
     gql::Gql,
     load::Summary,
     pg,
     procfs::{self, CpuUse, cpu_snapshot, mb},
+    redis_bench::{self, BusTap},
     report::Results,
     server::{self, Server},
     str_at,
@@ -212,6 +213,10 @@ impl Bench {
             .await?,
         );
 
+        if let Some(one) = &f.one_node {
+            f.bus_reference = self.bus_reference(one).await;
+        }
+
         let b = self.start_node("chat-b", &app_secret).await?;
         let endpoint_b = Endpoint::new(&b.base, &token, &project_id);
         progress!("live chat, 2 nodes: {subscribers} subscribers, half on each");
@@ -240,6 +245,38 @@ impl Bench {
             );
         }
         Ok(())
+    }
+
+    /// redis-benchmark on the same Redis, publishing payloads of one chat event's size.
+    async fn bus_reference(&self, one: &LatencyFigures) -> Option<BusReference> {
+        let (tapped, _) = one.bus.as_ref()?;
+        let payload = tapped
+            .topic_mean_bytes("chat.event")
+            .unwrap_or_else(|| tapped.mean_bytes())
+            .round() as usize;
+        let (requests, clients) = (200_000, 50);
+        let channel = format!("bench-ref-{}", uuid::Uuid::new_v4().simple());
+        progress!("bus reference: redis-benchmark, {requests} PUBLISH of {payload} bytes");
+        match redis_bench::publish(&channel, payload, requests, clients).await {
+            Ok((result, command)) => {
+                progress!(
+                    "bus reference: {:.0} PUBLISH/s, p99 {:.2} ms",
+                    result.rps,
+                    result.p99_ms
+                );
+                Some(BusReference {
+                    result,
+                    command,
+                    payload_bytes: payload,
+                    requests,
+                    clients,
+                })
+            }
+            Err(e) => {
+                progress!("bus reference failed: {e:#}");
+                None
+            }
+        }
     }
 
     /// Subscribers split over `nodes`, messages posted to the first node at the rate.
@@ -295,6 +332,14 @@ impl Bench {
             .collect();
         let lag_before: usize = nodes.iter().map(|(node, _)| lag_warnings(node)).sum();
         let poster = Arc::new(Poster::new(&nodes[0].0.base, app_secret, epoch, run_id)?);
+        // What the nodes put on Redis (every channel of this run's prefix).
+        let tap = match BusTap::start(&format!("bench-{}", self.clickhouse_database)).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                progress!("could not tap the bus: {e:#}");
+                None
+            }
+        };
         let cpu_begin = tokio::task::spawn_blocking(cpu_snapshot).await?;
         let sender = {
             let (poster, rate) = (poster.clone(), f.rate);
@@ -302,12 +347,23 @@ impl Bench {
         };
         tokio::time::sleep(Duration::from_secs(f.warmup_s)).await;
         let cpu_start = tokio::task::spawn_blocking(cpu_snapshot).await?;
+        let tap_start = tap.as_ref().map(BusTap::now);
         progress!(
             "warm-up done ({warmup} messages); measuring {} s",
             f.seconds
         );
         let posts = sender.await.context("the webhook sender")?;
         let cpu_end = tokio::task::spawn_blocking(cpu_snapshot).await?;
+        let bus = match (tap.as_ref(), tap_start) {
+            (Some(tap), Some(start)) => Some((
+                tap.now().since(&start),
+                cpu_end.at.duration_since(cpu_start.at).as_secs_f64(),
+            )),
+            _ => None,
+        };
+        if let Some(tap) = tap {
+            tap.stop().await;
+        }
         let answered = Instant::now();
 
         let measured_posts: Vec<&chat::Posted> =
@@ -376,6 +432,7 @@ impl Bench {
                     )
                 })
                 .collect(),
+            bus,
         };
         drop(heard);
         progress!(

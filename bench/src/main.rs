@@ -21,6 +21,7 @@ mod billing_report;
 mod campaign;
 mod campaign_fake;
 mod campaign_report;
+mod charts;
 mod chat;
 mod chat_report;
 mod chat_run;
@@ -29,9 +30,16 @@ mod gql;
 mod load;
 mod pg;
 mod procfs;
+mod profile;
+mod profile_run;
+mod redis_bench;
 mod report;
 mod sections;
 mod server;
+mod shipping;
+mod summary;
+mod transport;
+mod wrk;
 
 use std::{
     fmt::Write as _,
@@ -62,7 +70,7 @@ const START: &str = "mutation($id: ID!, $mapping: [ColumnMappingInput!]!) { \
     startContactImport(id: $id, mapping: $mapping) { id status } }";
 const POLL: &str = "query($id: ID!) { contactImport(id: $id) { \
     status totalRows processedRows added failed error } }";
-const PAGE: &str = "{ contacts(first: 50) { edges { node { id name phone tags { name } \
+pub(crate) const PAGE: &str = "{ contacts(first: 50) { edges { node { id name phone tags { name } \
     attributes { key value } } } } }";
 const COUNT: &str = "{ contactCount }";
 const EXPORT: &str = "mutation { exportContacts { url } }";
@@ -89,6 +97,13 @@ struct Bench {
     /// Found only when the contacts benchmarks run.
     pgbench: Option<PathBuf>,
     cores: usize,
+    /// The trivial-query, shipping and profiling server while it runs.
+    extra_server: Option<Server>,
+    transport: Option<transport::TransportFigures>,
+    shipping: Option<shipping::ShippingFigures>,
+    /// The contacts project's owner (replaying the page under perf).
+    contacts_gql: Option<Gql>,
+    profile: Option<profile_run::ProfileFigures>,
 }
 
 #[tokio::main]
@@ -132,64 +147,131 @@ async fn main() -> ExitCode {
     if let Some(campaign) = &bench.campaign {
         println!("{}", campaign.table());
     }
-    let campaign_section = |results: &Results, partial: bool| {
-        let figures = bench.campaign.as_ref()?;
-        let command = if partial {
+    // The charts of what ran, beside the report.
+    let report_path = bench.args.report.clone().filter(|_| !interrupted);
+    let mut campaign_chart = None;
+    let mut transport_chart = None;
+    let mut shipping_chart = None;
+    if let Some(path) = &report_path {
+        if bench.args.contacts
+            && let Some(c) = results.contacts_chart(path)
+        {
+            results.charts.insert("contacts", c);
+        }
+        if let Some(c) = results.chat.as_ref().and_then(|c| c.chart(path)) {
+            results.charts.insert("chat", c);
+        }
+        if let Some(c) = results.billing.as_ref().and_then(|b| b.chart(path)) {
+            results.charts.insert("billing", c);
+        }
+        campaign_chart = bench.campaign.as_ref().and_then(|c| c.chart(path));
+        transport_chart = bench.transport.as_ref().and_then(|t| t.chart(path));
+        shipping_chart = bench.shipping.as_ref().and_then(|s| s.chart(path));
+    }
+    let partial = !bench.args.contacts;
+    let command_for = |flag: &str| {
+        if partial {
             results.command.clone()
         } else {
             format!(
-                "{}   # or, the campaigns alone: scripts/bench --campaign-only",
+                "{}   # or this part alone: scripts/bench {flag}",
                 results.command
             )
-        };
-        Some(figures.section(&results.machine, &command, partial))
+        }
     };
+    let campaign_section = bench.campaign.as_ref().map(|figures| {
+        summary::decorate(
+            &figures.section(&results.machine, &command_for("--campaign-only"), partial),
+            &figures.summary_rows(campaign_chart.as_deref()),
+            campaign_chart.as_deref().map(|c| ("Campaign dispatch", c)),
+        )
+    });
+    let transport_section = bench.transport.as_ref().map(|t| {
+        t.section(
+            &results.machine,
+            &command_for("--transport-only"),
+            partial,
+            transport_chart.as_deref(),
+        )
+    });
+    let shipping_section = bench.shipping.as_ref().map(|f| {
+        f.section(
+            &results.machine,
+            &command_for("--shipping-only"),
+            partial,
+            shipping_chart.as_deref(),
+        )
+    });
+    let profile_section = bench
+        .profile
+        .as_ref()
+        .map(|p| p.section(&results.machine, &results.command));
     if interrupted {
         // An interrupted run measured nothing worth keeping: the last report stays.
         progress!("interrupted: the report was not written");
-    } else if let Some(path) = &bench.args.report {
+    } else if let Some(path) = &report_path {
         let existing = std::fs::read_to_string(path).ok();
         let existing = existing.as_deref();
-        let text = if !bench.args.contacts {
-            // `--chat-only` / `--billing-only`: only the sections that ran are replaced.
-            let mut text = existing.map(str::to_owned);
-            if bench.args.chat {
-                text = Some(chat_report::splice(
-                    text.as_deref(),
-                    &results.chat_section(),
-                ));
-            }
-            if bench.args.billing {
-                let section = results.billing_section();
-                text = Some(billing_report::splice(text.as_deref(), &section));
-            }
-            if let Some(section) = campaign_section(&results, true) {
-                text = Some(campaign_report::splice(text.as_deref(), &section));
-            }
-            text.unwrap_or_default()
+        // (ran, its new section, begin, end): the sections with markers, in report order.
+        let marked: [(bool, Option<String>, &str, &str); 6] = [
+            (
+                bench.args.chat,
+                Some(results.chat_section()),
+                chat_report::BEGIN,
+                chat_report::END,
+            ),
+            (
+                bench.args.billing,
+                Some(results.billing_section()).filter(|s| !s.is_empty()),
+                billing_report::BEGIN,
+                billing_report::END,
+            ),
+            (
+                bench.args.campaign,
+                campaign_section,
+                campaign_report::BEGIN,
+                campaign_report::END,
+            ),
+            (
+                bench.args.transport,
+                transport_section,
+                transport::BEGIN,
+                transport::END,
+            ),
+            (
+                bench.args.shipping,
+                shipping_section,
+                shipping::BEGIN,
+                shipping::END,
+            ),
+            (
+                bench.args.profile,
+                profile_section,
+                profile_run::BEGIN,
+                profile_run::END,
+            ),
+        ];
+        let mut text = if partial {
+            existing.map(str::to_owned)
         } else {
-            let mut text = results.markdown();
-            // `--no-chat` / `--no-billing`: the last figures of what did not run stay.
-            if let Some(kept) = existing
-                .and_then(chat_report::extract)
-                .filter(|_| !bench.args.chat)
-            {
-                text = chat_report::splice(Some(&text), kept);
-            }
-            if let Some(kept) = existing
-                .and_then(billing_report::extract)
-                .filter(|_| !bench.args.billing)
-            {
-                text = billing_report::splice(Some(&text), kept);
-            }
-            if let Some(section) = campaign_section(&results, false) {
-                text = campaign_report::splice(Some(&text), &section);
-            } else if let Some(kept) = existing.and_then(campaign_report::extract) {
-                // `--no-campaign` (or a run that stopped before it): the last figures stay.
-                text = campaign_report::splice(Some(&text), kept);
-            }
-            text
+            Some(results.markdown())
         };
+        for (ran, section, begin, end) in marked {
+            // What ran replaces its section; in a full run, what did not run (`--no-chat`,
+            // a run that stopped early, no `--profile`) keeps its last figures.
+            let kept = existing
+                .and_then(|e| sections::extract(e, begin, end))
+                .map(str::to_owned);
+            let new = match section {
+                Some(s) if ran => Some(s),
+                _ if partial => None,
+                _ => kept,
+            };
+            if let Some(new) = new {
+                text = Some(sections::splice(text.as_deref(), begin, end, &new));
+            }
+        }
+        let text = summary::refresh(&text.unwrap_or_default());
         match std::fs::write(path, text) {
             Ok(()) => progress!("report written to {}", path.display()),
             Err(e) => progress!("could not write {}: {e}", path.display()),
@@ -257,6 +339,11 @@ impl Bench {
             jwt_secret: format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
             pgbench,
             cores,
+            extra_server: None,
+            transport: None,
+            shipping: None,
+            contacts_gql: None,
+            profile: None,
         })
     }
 
@@ -275,7 +362,8 @@ impl Bench {
     async fn run(&mut self, r: &mut Results) -> anyhow::Result<()> {
         r.machine = machine().await;
         progress!("work dir {}", self.work_dir.display());
-        if self.args.contacts || self.args.chat || self.args.campaign {
+        let a = &self.args;
+        if a.contacts || a.chat || a.campaign || a.transport || a.shipping {
             self.remember("databases", &self.database);
             self.remember("clickhouse_databases", &self.clickhouse_database);
             pg::sql("postgres", &format!("CREATE DATABASE {}", self.database)).await?;
@@ -294,7 +382,32 @@ impl Bench {
         if self.args.campaign {
             self.run_campaign().await?;
         }
+        if self.args.transport {
+            self.run_transport().await?;
+        }
+        if self.args.shipping {
+            self.run_shipping().await?;
+        }
+        if self.args.profile {
+            let figures = self.run_profile(r).await;
+            self.profile = Some(figures);
+        }
         Ok(())
+    }
+
+    /// Stops the servers of the benchmarks that ran before: they would share the cores.
+    pub(crate) async fn stop_other_servers(&mut self) {
+        if let Some(server) = self.server.take() {
+            progress!("stopping the contacts benchmarks' server");
+            server.stop().await;
+        }
+        self.stop_chat_nodes().await;
+        if let Some(server) = self.campaign_server.take() {
+            server.stop().await;
+        }
+        if let Some(server) = self.extra_server.take() {
+            server.stop().await;
+        }
     }
 
     async fn run_contacts(&mut self, r: &mut Results) -> anyhow::Result<()> {
@@ -450,6 +563,7 @@ impl Bench {
              the load tests use {} connections",
             self.args.concurrency
         ));
+        self.contacts_gql = Some(gql);
         Ok(())
     }
 
@@ -574,7 +688,7 @@ impl Bench {
         None
     }
 
-    fn page_headers(gql: &Gql) -> [(&'static str, String); 3] {
+    pub(crate) fn page_headers(gql: &Gql) -> [(&'static str, String); 3] {
         [
             (
                 "authorization",
@@ -840,6 +954,10 @@ impl Bench {
         }
         if let Some(server) = self.campaign_server.take() {
             progress!("stopping the campaign server");
+            server.stop().await;
+        }
+        if let Some(server) = self.extra_server.take() {
+            progress!("stopping the server");
             server.stop().await;
         }
         for f in std::mem::take(&mut self.campaign_files) {

@@ -78,7 +78,7 @@ pub struct CpuSnapshot {
     ticks: HashMap<u32, (String, u64)>,
     /// CPU of exited PostgreSQL backends, reaped by the postmaster.
     postgres_reaped: u64,
-    at: std::time::Instant,
+    pub at: std::time::Instant,
 }
 
 fn clock_ticks() -> f64 {

@@ -94,6 +94,8 @@ pub struct Results {
     pub chat_only: bool,
     pub chat: Option<ChatFigures>,
     pub billing: Option<BillingFigures>,
+    /// Links of the charts (relative to the report), by section.
+    pub charts: std::collections::BTreeMap<&'static str, String>,
 }
 
 struct Row {
@@ -105,7 +107,7 @@ struct Row {
     met: Option<bool>,
 }
 
-fn thousands(n: f64) -> String {
+pub(crate) fn thousands(n: f64) -> String {
     let s = format!("{:.0}", n.max(0.0));
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -298,6 +300,108 @@ impl Results {
         rows
     }
 
+    /// The import's rate over COPY's.
+    pub fn import_ratio(&self) -> Option<f64> {
+        let i = self.import.as_ref().filter(|i| i.status == "COMPLETED")?;
+        let c = self.copy.as_ref()?;
+        Some((i.processed as f64 / i.wall_s) / (c.rows as f64 / c.seconds))
+    }
+
+    /// The page's rate over pgbench's.
+    pub fn page_ratio(&self) -> Option<f64> {
+        Some(self.page.as_ref()?.0.rps / self.pgbench.as_ref()?.0.tps)
+    }
+
+    /// The contacts rows of the summary table.
+    pub fn contacts_summary_rows(&self) -> Vec<crate::summary::Row> {
+        let chart = self.charts.get("contacts").cloned();
+        self.rows_table()
+            .into_iter()
+            .filter(|r| r.parley != NOT_MEASURED)
+            .map(|r| {
+                let ratio = if r.bench.starts_with("CSV import rate") {
+                    self.import_ratio()
+                } else if r.bench.ends_with(": throughput") {
+                    self.page_ratio()
+                } else {
+                    None
+                };
+                crate::summary::Row {
+                    bench: r.bench,
+                    parley: r.parley,
+                    reference: r.reference,
+                    ratio,
+                    ratio_text: if r.ratio == "–" {
+                        String::new()
+                    } else {
+                        r.ratio
+                    },
+                    target: r.target,
+                    met: r.met,
+                    chart: chart.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Import beside COPY, the page beside pgbench (rates and latencies), the export.
+    pub fn contacts_chart(&self, report: &std::path::Path) -> Option<String> {
+        use crate::charts::{Bar, Panel};
+        let mut panels = Vec::new();
+        if let (Some(i), Some(c)) = (&self.import, &self.copy) {
+            panels.push(Panel::new(
+                format!("CSV import of {} rows", thousands(self.rows as f64)),
+                "rows per second",
+                vec![
+                    Bar::parley("Parley's import", i.processed as f64 / i.wall_s),
+                    Bar::reference(
+                        "PostgreSQL COPY of the same rows",
+                        c.rows as f64 / c.seconds,
+                    ),
+                ],
+            ));
+        }
+        if let (Some((l, _)), Some((p, _))) = (&self.page, &self.pgbench) {
+            panels.push(Panel::new(
+                format!("Contacts page of 50, {} connections", self.concurrency),
+                "requests (transactions) per second",
+                vec![
+                    Bar::parley("Parley's page", l.rps),
+                    Bar::reference("pgbench, the same SQL", p.tps),
+                ],
+            ));
+            panels.push(Panel::new(
+                "Contacts page latency",
+                "milliseconds",
+                vec![
+                    Bar::parley("Parley p50", l.p50_ms),
+                    Bar::reference("pgbench p50", p.p50_ms),
+                    Bar::parley("Parley p99", l.p99_ms),
+                    Bar::reference("pgbench p99", p.p99_ms),
+                ],
+            ));
+        }
+        if let Some(e) = &self.export {
+            panels.push(
+                Panel::new(
+                    "Streamed CSV export",
+                    "rows per second",
+                    vec![Bar::parley("Parley's export", e.rows as f64 / e.seconds)],
+                )
+                .target(EXPORT_TARGET_ROWS_S, "target ≥ 200,000/s"),
+            );
+        }
+        if panels.is_empty() {
+            return None;
+        }
+        crate::charts::write(
+            report,
+            "contacts",
+            "Contacts: import, page and export",
+            &panels,
+        )
+    }
+
     /// The contacts table, then the live-chat one (each when it ran).
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -362,9 +466,13 @@ impl Results {
             )
         };
         let empty = ChatFigures::default();
-        let mut section = chat
-            .unwrap_or(&empty)
-            .section(&run, &command, self.machine.cores);
+        let figures = chat.unwrap_or(&empty);
+        let chart = self.charts.get("chat").map(String::as_str);
+        let mut section = crate::summary::decorate(
+            &figures.section(&run, &command, self.machine.cores),
+            &figures.summary_rows(chart),
+            chart.map(|c| ("Live chat: latency, bus and memory", c)),
+        );
         if chat.is_none() {
             section = section.replace(
                 "## Live chat\n",
@@ -404,7 +512,12 @@ impl Results {
                 self.command
             )
         };
-        billing.section(&run, &command, m.cores)
+        let chart = self.charts.get("billing").map(String::as_str);
+        crate::summary::decorate(
+            &billing.section(&run, &command, m.cores),
+            &billing.summary_rows(chart),
+            chart.map(|c| ("Billing usage report", c)),
+        )
     }
 
     fn contacts_table(&self) -> String {
@@ -459,7 +572,12 @@ impl Results {
         if let Some(e) = &self.error {
             let _ = writeln!(out, "**The run stopped early:** {}\n", e.replace('\n', " "));
         }
+        out.push_str(&crate::summary::comments(&self.contacts_summary_rows()));
+        out.push_str("\n## Contacts\n\n");
         out.push_str(&self.contacts_table());
+        if let Some(c) = self.charts.get("contacts") {
+            let _ = writeln!(out, "\n![Contacts: import, page and export]({c})");
+        }
         out.push_str("\n## Reproduce\n\n```sh\n");
         let _ = writeln!(out, "{}", self.command);
         out.push_str(
