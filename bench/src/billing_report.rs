@@ -184,7 +184,7 @@ impl BillingFigures {
                 .map(|raw| raw.median_ms() / month.median_ms());
             out.push(crate::summary::Row {
                 bench: format!(
-                    "Billing: monthly usage report over {} events in ClickHouse, median / max                      of {runs} runs",
+                    "Billing: monthly usage report over {} events in ClickHouse, median / max of {runs} runs",
                     thousands(self.rows as f64)
                 ),
                 parley: format!("{:.0} / {:.0} ms", month.median_ms(), month.max_ms()),

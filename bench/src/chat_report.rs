@@ -305,7 +305,7 @@ impl ChatFigures {
         if let Some(frames) = one.frames_per_s(self.seconds) {
             out.push(summary::Row {
                 bench: format!(
-                    "Live chat, 1 node: frames delivered per second ({} subscribers, {}                      messages/s offered)",
+                    "Live chat, 1 node: frames delivered per second ({} subscribers, {} messages/s offered)",
                     thousands(self.subscribers as f64),
                     self.rate
                 ),
@@ -320,7 +320,7 @@ impl ChatFigures {
         }
         if let Some(events) = one.bus_events_per_s() {
             out.push(summary::Row {
-                bench: "Live chat, 1 node: events through the bus per second (at the offered                         load)"
+                bench: "Live chat, 1 node: events through the bus per second (at the offered load)"
                     .into(),
                 parley: format!("{events:.0}/s"),
                 reference: redis,

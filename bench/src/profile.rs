@@ -97,6 +97,9 @@ pub fn flamegraph(folded: &str, title: &str, subtitle: &str) -> anyhow::Result<V
     options.subtitle = Some(subtitle.to_owned());
     options.count_name = "samples".to_owned();
     options.deterministic = true;
+    // Frames narrower than a pixel are left out: they cannot be read, and they made the
+    // file ten times larger.
+    options.min_width = 1.0;
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut svg)
         .context("drawing the flamegraph")?;
@@ -156,7 +159,8 @@ pub fn self_shares(folded: &str) -> Vec<(String, f64)> {
 }
 
 /// The frames a reader looks for first: named areas of the server's work, each with the
-/// share of samples whose stack contains a frame matching one of its patterns.
+/// share of samples whose stack contains a frame matching one of its patterns. (Tokio's
+/// scheduler and tower's layers are in nearly every stack, so they say nothing here.)
 pub const AREAS: &[(&str, &[&str])] = &[
     (
         "kernel network (TCP send/receive, epoll)",
@@ -174,21 +178,18 @@ pub const AREAS: &[(&str, &[&str])] = &[
         "async-graphql (parse, validate, execute)",
         &["async_graphql"],
     ),
+    ("Parley's own code", &["parley_api::", "parley_analytics::"]),
     ("JSON (serde_json)", &["serde_json::"]),
     (
         "tracing",
         &["tracing::", "tracing_subscriber::", "tracing_core::"],
     ),
-    ("tower middleware", &["tower::", "tower_http::"]),
+    ("metrics", &["metrics::", "metrics_exporter"]),
     ("PostgreSQL client (sqlx, sea-orm)", &["sqlx_", "sea_orm::"]),
     ("ClickHouse client", &["clickhouse::"]),
     (
         "allocation (mimalloc, memcpy/memset)",
         &["mi_", "_mi_", "memcpy", "memset", "memmove"],
-    ),
-    (
-        "tokio scheduler",
-        &["tokio::runtime::scheduler", "tokio::runtime::park"],
     ),
 ];
 

@@ -545,14 +545,14 @@ impl Bench {
         let dir = self.work_dir.join("shipping-profile");
         std::fs::create_dir_all(&dir)?;
         let project_id = Uuid::new_v4();
-        let files = {
+        let generated = {
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || generate(&dir, project_id, rows, 10, 11))
-                .await??
-                .files
+            tokio::task::spawn_blocking(move || generate(&dir, project_id, rows, 10, 11)).await??
         };
+        let files = generated.files;
         let mut f = ShippingFigures {
             rows,
+            file_bytes: generated.bytes,
             ..Default::default()
         };
         let result = self.ship(&mut f, 0, project_id, &files).await;
