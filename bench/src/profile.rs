@@ -32,17 +32,17 @@ pub fn slowest(mut candidates: Vec<Candidate>, n: usize) -> Vec<Candidate> {
 
 /// `perf record` of `pid` for `seconds`, writing `out`.
 pub fn record(pid: u32, seconds: u64, out: &Path) -> anyhow::Result<Child> {
-    Command::new(PERF)
-        .args(["record", "-e", "cpu-clock", "-F", &FREQUENCY.to_string()])
+    let mut cmd = Command::new(PERF);
+    cmd.args(["record", "-e", "cpu-clock", "-F", &FREQUENCY.to_string()])
         .args(["--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
         .arg(out)
         .args(["--", "sleep", &seconds.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("perf could not run (/usr/bin/perf)")
+        .kill_on_drop(true);
+    crate::server::die_with_parent(&mut cmd);
+    cmd.spawn().context("perf could not run (/usr/bin/perf)")
 }
 
 /// Waits for `perf record` (bounded) and checks it wrote samples.

@@ -66,14 +66,14 @@ pub async fn publish(
     requests: u64,
     clients: u32,
 ) -> anyhow::Result<(RedisBenchResult, String)> {
-    let mut subscriber = Command::new("redis-cli")
-        .args(["-h", HOST, "-p", &PORT.to_string(), "SUBSCRIBE", channel])
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", HOST, "-p", &PORT.to_string(), "SUBSCRIBE", channel])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("redis-cli could not run")?;
+        .kill_on_drop(true);
+    crate::server::die_with_parent(&mut cmd);
+    let mut subscriber = cmd.spawn().context("redis-cli could not run")?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let payload = "x".repeat(payload_bytes.max(1));
     let command = format!(
@@ -199,15 +199,15 @@ pub fn count_pmessages<'a>(lines: impl IntoIterator<Item = &'a str>) -> Tapped {
 
 impl BusTap {
     pub async fn start(prefix: &str) -> anyhow::Result<Self> {
-        let mut child = Command::new("redis-cli")
-            .args(["-h", HOST, "-p", &PORT.to_string(), "PSUBSCRIBE"])
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", HOST, "-p", &PORT.to_string(), "PSUBSCRIBE"])
             .arg(format!("{prefix}*"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("redis-cli could not run")?;
+            .kill_on_drop(true);
+        crate::server::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().context("redis-cli could not run")?;
         let stdout = child.stdout.take().context("redis-cli's stdout")?;
         let tapped = Arc::new(Mutex::new(Tapped::default()));
         let reader = {

@@ -590,13 +590,6 @@ impl Results {
         );
         out.push_str("\n## What was measured\n\n");
         self.details(&mut out);
-        out.push('\n');
-        out.push_str(&self.chat_section());
-        let billing = self.billing_section();
-        if !billing.is_empty() {
-            out.push('\n');
-            out.push_str(&billing);
-        }
         let notes: Vec<String> = self
             .notes
             .iter()
@@ -604,10 +597,17 @@ impl Results {
             .chain(self.interference())
             .collect();
         if !notes.is_empty() {
-            out.push_str("\n## Notes from this run\n\n");
+            out.push_str("\n### Notes from this run\n\n");
             for n in &notes {
                 let _ = writeln!(out, "- {n}");
             }
+        }
+        out.push('\n');
+        out.push_str(&self.chat_section());
+        let billing = self.billing_section();
+        if !billing.is_empty() {
+            out.push('\n');
+            out.push_str(&billing);
         }
         out
     }

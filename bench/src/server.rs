@@ -40,6 +40,20 @@ impl Config<'_> {
     }
 }
 
+/// Makes the kernel kill the child if this process dies without cleaning up (SIGKILL, a
+/// crash): servers, subscribers and the like never outlive a run.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
@@ -87,16 +101,7 @@ impl Server {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; it makes the kernel kill the server if this
-        // process dies without cleaning up (SIGKILL, a crash).
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().context("starting the server")?;
         let pid = child.id().context("the server exited at once")?;
         // For the script's exit trap (scripts/bench), in case this process is killed.

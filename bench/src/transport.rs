@@ -111,13 +111,13 @@ struct Minimal {
 impl Minimal {
     async fn start() -> anyhow::Result<Self> {
         let port = free_port()?;
-        let child = tokio::process::Command::new(minimal_binary()?)
-            .arg(port.to_string())
+        let mut cmd = tokio::process::Command::new(minimal_binary()?);
+        cmd.arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting parley-minimal-graphql")?;
+            .kill_on_drop(true);
+        server::die_with_parent(&mut cmd);
+        let child = cmd.spawn().context("starting parley-minimal-graphql")?;
         let pid = child
             .id()
             .context("parley-minimal-graphql exited at once")?;
