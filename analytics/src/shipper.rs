@@ -10,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use parley_entity::analytics_outbox::{Column, Entity, Model};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{AnalyticsStore, Event};
 
-/// Rows marked shipped per UPDATE, well under SQLite's and PostgreSQL's bind limits.
+/// Rows marked shipped per UPDATE on SQLite, well under its bind limit.
 const MARK_CHUNK: usize = 1_000;
 
 /// How long a graceful shutdown waits for the last flush before leaving events in the
@@ -78,19 +79,24 @@ impl Shipper {
     pub async fn ship_once(&self) -> anyhow::Result<usize> {
         let shipped = match self.db.get_database_backend() {
             DatabaseBackend::Postgres => {
-                // Rows stay locked (FOR UPDATE SKIP LOCKED) until the store has them and they
-                // are marked, so another process's shipper takes the next rows instead of
-                // shipping these again.
+                // One statement takes the batch and marks it shipped; the rows stay locked
+                // until the store has them and the transaction commits (a failed insert
+                // rolls the marks back), and another process's shipper skips them for the
+                // next rows instead of shipping these again.
                 let txn = self.db.begin().await?;
-                let rows = self.next_batch(&txn, true).await?;
-                let shipped = self.ship_rows(&txn, rows).await?;
+                let rows = self.take_batch(&txn).await?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let events: Vec<Event> = rows.into_iter().map(event_from_row).collect();
+                self.insert(&events).await?;
                 txn.commit().await?;
-                shipped
+                events.len()
             }
             _ => {
                 // SQLite has no row locks and one process owns the file; holding a transaction
                 // across the store insert would only block the API's own writes.
-                let rows = self.next_batch(&self.db, false).await?;
+                let rows = self.next_batch(&self.db).await?;
                 self.ship_rows(&self.db, rows).await?
             }
         };
@@ -196,21 +202,45 @@ impl Shipper {
         Ok(shipped)
     }
 
-    async fn next_batch<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        lock: bool,
-    ) -> anyhow::Result<Vec<Model>> {
-        let mut query = Entity::find()
-            .filter(Column::ShippedAt.is_null())
-            .order_by_asc(Column::Seq)
-            .limit(self.config.batch_size.max(1) as u64);
-        if lock {
-            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        Ok(query.all(conn).await?)
+    /// The oldest unshipped rows no other shipper holds, marked shipped (PostgreSQL): one
+    /// pass over the rows instead of locking them and then updating them.
+    async fn take_batch(&self, txn: &DatabaseTransaction) -> anyhow::Result<Vec<Model>> {
+        let rows = Model::find_by_statement(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "UPDATE analytics_outbox SET shipped_at = $1 \
+             WHERE seq IN (SELECT seq FROM analytics_outbox WHERE shipped_at IS NULL \
+                           ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING seq, event_id, project_id, kind, actor_id, occurred_at, payload, shipped_at",
+            [
+                Utc::now().into(),
+                (self.config.batch_size.max(1) as i64).into(),
+            ],
+        ))
+        .all(txn)
+        .await?;
+        // The statement returns rows in no particular order.
+        let mut rows = rows;
+        rows.sort_unstable_by_key(|row| row.seq);
+        Ok(rows)
     }
 
+    async fn insert(&self, events: &[Event]) -> anyhow::Result<()> {
+        self.store
+            .insert(events)
+            .await
+            .with_context(|| format!("inserting {} events into the analytics store", events.len()))
+    }
+
+    async fn next_batch<C: ConnectionTrait>(&self, conn: &C) -> anyhow::Result<Vec<Model>> {
+        Ok(Entity::find()
+            .filter(Column::ShippedAt.is_null())
+            .order_by_asc(Column::Seq)
+            .limit(self.config.batch_size.max(1) as u64)
+            .all(conn)
+            .await?)
+    }
+
+    /// Ships rows read without a lock, then marks them (SQLite: one process owns the file).
     async fn ship_rows<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -221,40 +251,16 @@ impl Shipper {
         }
         let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
         let events: Vec<Event> = rows.into_iter().map(event_from_row).collect();
-        self.store.insert(&events).await.with_context(|| {
-            format!("inserting {} events into the analytics store", events.len())
-        })?;
+        self.insert(&events).await?;
         // A crash here re-sends the batch later, which the store's idempotent insert absorbs.
         let now = Utc::now();
         for chunk in seqs.chunks(MARK_CHUNK) {
-            match conn.get_database_backend() {
-                // The ids as one array behind an InitPlan: a prepared `IN ($2, …)` list is
-                // planned once per connection, when the outbox may still have been small,
-                // and then scans the whole table (shipped history included) for every
-                // batch; the array keeps it a primary-key lookup.
-                DatabaseBackend::Postgres => {
-                    let ids = chunk
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    conn.execute(Statement::from_sql_and_values(
-                        DatabaseBackend::Postgres,
-                        "UPDATE analytics_outbox SET shipped_at = $1 \
-                         WHERE seq = ANY((SELECT $2::bigint[])::bigint[])",
-                        [now.into(), format!("{{{ids}}}").into()],
-                    ))
-                    .await
-                    .map(|_| ())
-                }
-                _ => Entity::update_many()
-                    .col_expr(Column::ShippedAt, Expr::value(now))
-                    .filter(Column::Seq.is_in(chunk.iter().copied()))
-                    .exec(conn)
-                    .await
-                    .map(|_| ()),
-            }
-            .context("marking outbox rows shipped")?;
+            Entity::update_many()
+                .col_expr(Column::ShippedAt, Expr::value(now))
+                .filter(Column::Seq.is_in(chunk.iter().copied()))
+                .exec(conn)
+                .await
+                .context("marking outbox rows shipped")?;
         }
         Ok(events.len())
     }

@@ -473,10 +473,45 @@ async fn the_assistant_greets_answers_keywords_hands_over_and_stays_silent_when_
         ["Welcome to the shop!", "We are open 9 to 6."]
     );
 
+    let mut events = WsClient::connect(&cluster.a.ws_url()).await;
+    events.init(credentials(&cluster.owner)).await;
+    events
+        .subscribe(
+            "e",
+            "subscription { chatEvents { seq topic state message { text } } }",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     cluster
         .writes("wamid.b.3", "919812345200", "I want a human please")
         .await;
     let queued = drain(&mut queue).await;
+    // The message, then the hand-over it caused, numbered one after the other (both are
+    // numbered at the end of the delivery's transaction).
+    let recorded: Vec<Value> = drain(&mut events)
+        .await
+        .into_iter()
+        .map(|m| m["payload"]["data"]["chatEvents"].clone())
+        .collect();
+    // (The hand-over reply, sent after the commit, follows them.)
+    let topics: Vec<(&str, Option<&str>)> = recorded
+        .iter()
+        .take(2)
+        .map(|e| (e["topic"].as_str().unwrap(), e["state"].as_str()))
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            ("message.created", None),
+            ("chat.state_changed", Some("REQUESTING"))
+        ],
+        "{recorded:?}"
+    );
+    assert_eq!(recorded[0]["message"]["text"], "I want a human please");
+    assert_eq!(
+        recorded[1]["seq"].as_i64().unwrap(),
+        recorded[0]["seq"].as_i64().unwrap() + 1
+    );
     let change = &queued.last().expect("a queue event")["payload"]["data"]["requestingQueue"];
     assert_eq!(change["state"], "REQUESTING");
     assert_eq!(change["contactId"], contact.as_str());

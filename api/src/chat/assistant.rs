@@ -164,7 +164,7 @@ pub fn decide(
 }
 
 /// Acts on a new inbound message, after it is stored: hands over (in the caller's
-/// transaction) and returns what to send once it has committed.
+/// transaction) and returns the events to record and what to send once it has committed.
 pub async fn on_inbound<C: ConnectionTrait>(
     conn: &C,
     contact: &contact::Model,
@@ -172,7 +172,7 @@ pub async fn on_inbound<C: ConnectionTrait>(
     written: DateTime<Utc>,
     new_conversation: bool,
     now: DateTime<Utc>,
-) -> AppResult<(Vec<super::events::ChatEvent>, Option<String>)> {
+) -> AppResult<(Vec<super::events::NewEvent>, Option<String>)> {
     if !is_live(Some(written), now) {
         return Ok((Vec::new(), None));
     }

@@ -67,31 +67,33 @@ impl From<chat_event::Model> for ChatEvent {
     }
 }
 
-/// The project's next event number. The counter row stays locked until the caller's
-/// transaction ends, so numbers are committed in order.
-async fn next_seq<C: ConnectionTrait>(conn: &C, project_id: Uuid) -> AppResult<i64> {
+/// Takes the project's next `count` event numbers; returns the first. The counter row
+/// stays locked until the caller's transaction ends, so numbers are committed in order:
+/// callers number their events last, just before committing, so that the project's other
+/// transactions wait as little as possible.
+async fn take_seqs<C: ConnectionTrait>(conn: &C, project_id: Uuid, count: i64) -> AppResult<i64> {
     let backend = conn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
-            "INSERT INTO project_sequences (project_id, last_seq) VALUES ($1, 1) \
-             ON CONFLICT (project_id) DO UPDATE SET last_seq = project_sequences.last_seq + 1 \
+            "INSERT INTO project_sequences (project_id, last_seq) VALUES ($1, $2) \
+             ON CONFLICT (project_id) DO UPDATE SET last_seq = project_sequences.last_seq + $2 \
              RETURNING last_seq"
         }
         _ => {
-            "INSERT INTO project_sequences (project_id, last_seq) VALUES (?, 1) \
-             ON CONFLICT (project_id) DO UPDATE SET last_seq = project_sequences.last_seq + 1 \
+            "INSERT INTO project_sequences (project_id, last_seq) VALUES (?, ?) \
+             ON CONFLICT (project_id) DO UPDATE SET last_seq = project_sequences.last_seq + ? \
              RETURNING last_seq"
         }
     };
+    let values: Vec<sea_orm::Value> = match backend {
+        DbBackend::Postgres => vec![project_id.into(), count.into()],
+        _ => vec![project_id.into(), count.into(), count.into()],
+    };
     let row = conn
-        .query_one(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [project_id.into()],
-        ))
+        .query_one(Statement::from_sql_and_values(backend, sql, values))
         .await?
         .ok_or_else(|| crate::errors::AppError::internal(anyhow::anyhow!("no sequence row")))?;
-    Ok(row.try_get_by_index::<i64>(0)?)
+    Ok(row.try_get_by_index::<i64>(0)? - count + 1)
 }
 
 /// An event to record.
@@ -109,22 +111,29 @@ pub async fn record<C: ConnectionTrait>(
     events: Vec<NewEvent>,
     at: DateTime<Utc>,
 ) -> AppResult<Vec<ChatEvent>> {
-    let mut recorded = Vec::with_capacity(events.len());
-    for event in events {
-        let seq = next_seq(conn, project_id).await?;
-        let row = chat_event::ActiveModel {
-            project_id: sea_orm::Set(project_id),
-            seq: sea_orm::Set(seq),
-            contact_id: sea_orm::Set(event.contact_id),
-            topic: sea_orm::Set(event.topic.to_owned()),
-            agent_id: sea_orm::Set(event.agent_id),
-            payload: sea_orm::Set(event.payload.to_string()),
-            created_at: sea_orm::Set(at),
-        };
-        chat_event::Entity::insert(row)
-            .exec_without_returning(conn)
-            .await?;
-        recorded.push(ChatEvent {
+    record_each(
+        conn,
+        project_id,
+        events.into_iter().map(|e| (e, at)).collect(),
+    )
+    .await
+}
+
+/// Records events, each with its own time, in the caller's transaction (numbered in the
+/// order given); publish them once it has committed.
+pub async fn record_each<C: ConnectionTrait>(
+    conn: &C,
+    project_id: Uuid,
+    events: Vec<(NewEvent, DateTime<Utc>)>,
+) -> AppResult<Vec<ChatEvent>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = take_seqs(conn, project_id, events.len() as i64).await?;
+    let recorded: Vec<ChatEvent> = events
+        .into_iter()
+        .zip(first..)
+        .map(|((event, at), seq)| ChatEvent {
             project_id,
             seq,
             contact_id: event.contact_id,
@@ -133,8 +142,19 @@ pub async fn record<C: ConnectionTrait>(
             payload: event.payload,
             created_at: at,
             message: None,
-        });
-    }
+        })
+        .collect();
+    chat_event::Entity::insert_many(recorded.iter().map(|e| chat_event::ActiveModel {
+        project_id: sea_orm::Set(project_id),
+        seq: sea_orm::Set(e.seq),
+        contact_id: sea_orm::Set(e.contact_id),
+        topic: sea_orm::Set(e.topic.clone()),
+        agent_id: sea_orm::Set(e.agent_id),
+        payload: sea_orm::Set(e.payload.to_string()),
+        created_at: sea_orm::Set(e.created_at),
+    }))
+    .exec_without_returning(conn)
+    .await?;
     Ok(recorded)
 }
 

@@ -246,13 +246,14 @@ async fn refusal<C: ConnectionTrait>(
     ))
 }
 
-/// The assistant hands the chat to a person: it joins the requesting queue.
+/// The assistant hands the chat to a person: it joins the requesting queue. Returns the
+/// event to record (see [`on_message`]).
 pub async fn request_agent<C: ConnectionTrait>(
     conn: &C,
     contact: &contact::Model,
     now: DateTime<Utc>,
     reason: &str,
-) -> AppResult<Vec<ChatEvent>> {
+) -> AppResult<Vec<NewEvent>> {
     if !transition(conn, contact, &[ASSISTANT], REQUESTING, Some(now)).await? {
         return Ok(Vec::new());
     }
@@ -273,40 +274,28 @@ pub async fn request_agent<C: ConnectionTrait>(
         now,
     )
     .await?;
-    events::record(
-        conn,
-        contact.project_id,
-        vec![state_event(contact.id, REQUESTING, None, reason)],
-        now,
-    )
-    .await
+    Ok(vec![state_event(contact.id, REQUESTING, None, reason)])
 }
 
 /// A new message in the contact's chat, either way: a closed chat the user writes to again
 /// is live again, and subscribers get the message (only its agent among agents, while
-/// intervened).
+/// intervened). Returns the events to record: the caller records them with
+/// [`events::record`] last in its transaction, since numbering them locks the project's
+/// event counter until the commit.
 pub async fn on_message<C: ConnectionTrait>(
     conn: &C,
     contact: &contact::Model,
     message: &parley_entity::message::Model,
     created: bool,
     now: DateTime<Utc>,
-) -> AppResult<Vec<ChatEvent>> {
+) -> AppResult<Vec<NewEvent>> {
     let chat = chat_of(conn, contact, now).await?;
     let mut recorded = Vec::new();
     let inbound = message.direction == crate::messages::store::INBOUND;
     let reopens =
         created && inbound && contact.state == CLOSED && is_live(Some(message.occurred_at), now);
     if reopens && transition(conn, contact, &[CLOSED], ASSISTANT, None).await? {
-        recorded.extend(
-            events::record(
-                conn,
-                contact.project_id,
-                vec![state_event(contact.id, ASSISTANT, None, "wrote again")],
-                now,
-            )
-            .await?,
-        );
+        recorded.push(state_event(contact.id, ASSISTANT, None, "wrote again"));
     }
     if created
         && chat
@@ -326,24 +315,16 @@ pub async fn on_message<C: ConnectionTrait>(
     let visible_to = (contact.state == INTERVENED)
         .then_some(chat.agent_id)
         .flatten();
-    recorded.extend(
-        events::record(
-            conn,
-            contact.project_id,
-            vec![NewEvent {
-                contact_id: Some(contact.id),
-                topic: if created {
-                    MESSAGE_CREATED
-                } else {
-                    MESSAGE_UPDATED
-                },
-                agent_id: visible_to,
-                payload: crate::messages::live_payload(message),
-            }],
-            now,
-        )
-        .await?,
-    );
+    recorded.push(NewEvent {
+        contact_id: Some(contact.id),
+        topic: if created {
+            MESSAGE_CREATED
+        } else {
+            MESSAGE_UPDATED
+        },
+        agent_id: visible_to,
+        payload: crate::messages::live_payload(message),
+    });
     Ok(recorded)
 }
 

@@ -341,7 +341,8 @@ async fn record_result(
     )
     .await?;
     let now = state.settings.clock.now();
-    let chat_events = chat::service::on_message(&txn, contact, &saved, true, now).await?;
+    let unrecorded = chat::service::on_message(&txn, contact, &saved, true, now).await?;
+    let chat_events = chat::events::record(&txn, contact.project_id, unrecorded, now).await?;
     txn.commit().await?;
     Ok((saved, failure, chat_events, refund))
 }

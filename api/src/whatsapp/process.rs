@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use parley_entity::{contact, webhook_event, whatsapp_account};
 use sea_orm::{EntityTrait, TransactionTrait};
 use serde_json::Value;
@@ -19,7 +21,10 @@ use super::{
 };
 use crate::{
     billing,
-    chat::{self, events::ChatEvent},
+    chat::{
+        self,
+        events::{ChatEvent, NewEvent},
+    },
     contacts::{
         journey::{self, Actor, Entry},
         messaging::{self, Inbound, Sender},
@@ -39,6 +44,10 @@ pub struct Outcome {
     pub project_id: Option<Uuid>,
     /// Chat events recorded, to publish once committed.
     pub chat_events: Vec<ChatEvent>,
+    /// Chat events to record at the end of the transaction: (project, event, time).
+    unrecorded: Vec<(Uuid, NewEvent, DateTime<Utc>)>,
+    /// The delivery's state was written in the processing transaction.
+    pub settled: bool,
     /// The assistant's replies to send once committed: (project, contact, text).
     pub replies: Vec<(Uuid, Uuid, String)>,
     pub templates: Vec<parley_entity::template::Model>,
@@ -54,6 +63,8 @@ pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResul
         notes: Vec::new(),
         project_id: event.project_id,
         chat_events: Vec::new(),
+        unrecorded: Vec::new(),
+        settled: false,
         replies: Vec::new(),
         templates: Vec::new(),
         wallet_entries: Vec::new(),
@@ -116,11 +127,38 @@ pub async fn process(state: &AppState, event: &webhook_event::Model) -> AppResul
             routed |= applied;
         }
     }
-    txn.commit().await?;
     if !routed {
         outcome.state = UNROUTABLE;
     }
+    // Numbered last (see `chat::events::record`), with the delivery settled in the same
+    // transaction: the project's event counter is locked from here to the commit.
+    let unrecorded = std::mem::take(&mut outcome.unrecorded);
+    outcome.chat_events = record_in_order(&txn, unrecorded).await?;
+    super::worker::settle(&txn, event.id, &outcome).await?;
+    outcome.settled = true;
+    txn.commit().await?;
     Ok(outcome)
+}
+
+/// Records the events of each project, numbered in the order they happened.
+async fn record_in_order(
+    txn: &sea_orm::DatabaseTransaction,
+    unrecorded: Vec<(Uuid, NewEvent, DateTime<Utc>)>,
+) -> AppResult<Vec<ChatEvent>> {
+    let mut projects: Vec<Uuid> = Vec::new();
+    let mut by_project: HashMap<Uuid, Vec<(NewEvent, DateTime<Utc>)>> = HashMap::new();
+    for (project_id, event, at) in unrecorded {
+        if !by_project.contains_key(&project_id) {
+            projects.push(project_id);
+        }
+        by_project.entry(project_id).or_default().push((event, at));
+    }
+    let mut recorded = Vec::new();
+    for project_id in projects {
+        let events = by_project.remove(&project_id).unwrap_or_default();
+        recorded.extend(chat::events::record_each(txn, project_id, events).await?);
+    }
+    Ok(recorded)
 }
 
 pub(crate) fn meta_ids(notification: &Notification) -> (Vec<String>, Vec<String>) {
@@ -224,16 +262,18 @@ async fn apply_messages(
                 .await?,
         );
         let now = state.settings.clock.now();
-        let recorded = chat::service::on_message(txn, &contact, &stored, true, now).await?;
+        let unrecorded = chat::service::on_message(txn, &contact, &stored, true, now).await?;
         // A state change here is the chat reopening: the assistant acts on the new state.
         let mut contact = contact;
-        if recorded
+        if unrecorded
             .iter()
             .any(|e| e.topic == chat::service::STATE_CHANGED)
         {
             contact.state = chat::service::ASSISTANT.to_owned();
         }
-        outcome.chat_events.extend(recorded);
+        outcome
+            .unrecorded
+            .extend(unrecorded.into_iter().map(|e| (project_id, e, now)));
         let (handed_over, reply) = chat::assistant::on_inbound(
             txn,
             &contact,
@@ -243,7 +283,9 @@ async fn apply_messages(
             now,
         )
         .await?;
-        outcome.chat_events.extend(handed_over);
+        outcome
+            .unrecorded
+            .extend(handed_over.into_iter().map(|e| (project_id, e, now)));
         if let Some(reply) = reply {
             outcome.replies.push((project_id, contact.id, reply));
         }
@@ -264,9 +306,10 @@ async fn apply_messages(
                     .wallet_entries
                     .extend(billing::charges::refund_failed(txn, changed.id, now).await?);
             }
+            let unrecorded = chat::service::on_message(txn, &contact, &changed, false, now).await?;
             outcome
-                .chat_events
-                .extend(chat::service::on_message(txn, &contact, &changed, false, now).await?);
+                .unrecorded
+                .extend(unrecorded.into_iter().map(|e| (project_id, e, now)));
         }
     }
     Ok(true)

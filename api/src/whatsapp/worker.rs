@@ -17,6 +17,7 @@ use futures::future::join_all;
 use parley_entity::webhook_event;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
     sea_query::{Expr, Query},
 };
 use serde_json::Value;
@@ -219,11 +220,19 @@ async fn claim(
         )
         .to_owned();
     let mut claimed = HashMap::new();
-    for row in state.db.query_all(backend.build(&update)).await? {
+    let txn = state.db.begin().await?;
+    if backend == DbBackend::Postgres {
+        // A claim lost in a database crash only makes the delivery due again, and the
+        // processing's own commit flushes it: the claim need not wait for the disk.
+        txn.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
+            .await?;
+    }
+    for row in txn.query_all(backend.build(&update)).await? {
         let id: Uuid = row.try_get("", "id")?;
         let attempts: i32 = row.try_get("", "attempts")?;
         claimed.insert(id, attempts);
     }
+    txn.commit().await?;
     Ok(due
         .iter()
         .filter_map(|event| {
@@ -272,10 +281,23 @@ async fn finish(
     event: &webhook_event::Model,
     outcome: &Outcome,
 ) -> anyhow::Result<()> {
-    let notes = (!outcome.notes.is_empty()).then(|| outcome.notes.join("; "));
-    if let Some(notes) = &notes {
+    if !outcome.notes.is_empty() {
+        let notes = outcome.notes.join("; ");
         tracing::info!(event_id = %event.id, state = outcome.state, notes, "webhook delivery noted");
     }
+    if !outcome.settled {
+        settle(&state.db, event.id, outcome).await?;
+    }
+    Ok(())
+}
+
+/// Writes what processing came to on the delivery.
+pub(super) async fn settle<C: ConnectionTrait>(
+    conn: &C,
+    event_id: Uuid,
+    outcome: &Outcome,
+) -> Result<(), sea_orm::DbErr> {
+    let notes = (!outcome.notes.is_empty()).then(|| outcome.notes.join("; "));
     webhook_event::Entity::update_many()
         .col_expr(webhook_event::Column::State, Expr::value(outcome.state))
         .col_expr(webhook_event::Column::Error, Expr::value(notes))
@@ -284,8 +306,8 @@ async fn finish(
             Expr::value(outcome.project_id),
         )
         .col_expr(webhook_event::Column::ProcessedAt, Expr::value(Utc::now()))
-        .filter(webhook_event::Column::Id.eq(event.id))
-        .exec(&state.db)
+        .filter(webhook_event::Column::Id.eq(event_id))
+        .exec(conn)
         .await?;
     Ok(())
 }
