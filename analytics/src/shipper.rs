@@ -127,12 +127,21 @@ impl Shipper {
         // the processes writing `occurred_at` disagree with ours.
         let mut pending_since: Option<Instant> = None;
         let mut backoff: Option<Duration> = None;
+        let mut behind = false;
         loop {
-            let wait = match self.tick(&mut pending_since).await {
+            // After a full batch more are waiting: ship the next one without looking first.
+            let shipped = if behind {
+                self.ship_once().await
+            } else {
+                self.tick(&mut pending_since).await
+            };
+            behind = false;
+            let wait = match shipped {
                 Ok(shipped) => {
                     backoff = None;
                     // A full batch suggests more are waiting: go again right away.
                     if shipped >= self.config.batch_size {
+                        behind = true;
                         Duration::ZERO
                     } else {
                         self.config.poll_interval

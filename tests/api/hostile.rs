@@ -57,6 +57,38 @@ async fn abusive_documents_are_refused_before_they_run() {
     let message = reply.expect_error("GRAPHQL_VALIDATION_FAILED");
     assert!(message.contains("aliased fields"), "{message}");
     assert!(reply.body["data"].is_null());
+    // Over WebSocket too: the subscription is refused with the same code and never runs.
+    let aliased_events = format!(
+        "subscription {{ {} }}",
+        (0..30)
+            .map(|i| format!("e{i}: chatEvents {{ seq }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut socket = WsClient::connect(&app.ws_url()).await;
+    socket
+        .init(json!({
+            "authorization": format!("Bearer {}", owner.token),
+            "projectId": owner.project_id,
+        }))
+        .await;
+    socket.subscribe("many", &aliased_events).await;
+    let parley_tests::ws::Event::Message(refusal) = socket.next().await else {
+        panic!("the socket closed instead of refusing the subscription");
+    };
+    assert_eq!(refusal["type"], "error", "{refusal}");
+    assert_eq!(refusal["id"], "many");
+    assert_eq!(
+        refusal["payload"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    assert!(
+        refusal["payload"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("aliased fields"),
+        "{refusal}"
+    );
 
     // Depth through fragments counts as if written out.
     let mut fragments = String::from("fragment F0 on __Type { name }");

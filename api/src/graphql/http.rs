@@ -279,6 +279,15 @@ async fn execute(
             return request_error(media, status, ErrorCode::GraphqlParseFailed, &err.message);
         }
     };
+    if let Err(message) =
+        super::document_limits::check(&mut request, state.app.settings.graphql.max_aliases)
+    {
+        let status = match media {
+            MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            MediaType::Json => StatusCode::OK,
+        };
+        return request_error(media, status, ErrorCode::GraphqlValidationFailed, &message);
+    }
     // An ambiguous document goes on to execution, which reports it as a request error.
     if over_get
         && matches!(

@@ -105,10 +105,7 @@ pub fn build_schema(state: AppState, settings: &GraphqlSettings) -> AppSchema {
         .limit_depth(settings.max_depth)
         .limit_complexity(settings.max_complexity)
         // Directives are not priced by complexity: thousands on one field would all run.
-        .limit_directives(MAX_DIRECTIVES_PER_FIELD)
-        .extension(document_limits::DocumentLimits {
-            max: settings.max_aliases,
-        });
+        .limit_directives(MAX_DIRECTIVES_PER_FIELD);
     // Without introspection, "did you mean" would still spell out the schema field by field.
     if !settings.introspection || !settings.suggestions {
         builder = builder.disable_suggestions();

@@ -47,7 +47,10 @@ use super::{
     revocations::Revocation,
     shared::{Frame, Frames, SharedStreams},
 };
-use crate::auth::{RequestAuth, context::Credentials};
+use crate::{
+    auth::{RequestAuth, context::Credentials},
+    errors::ErrorCode,
+};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -564,9 +567,20 @@ impl Connection {
                     // The reason names the id, as the protocol asks; it is static here.
                     return Err((4409, "Subscriber for this id already exists"));
                 }
+                let mut request = *payload;
+                let max_aliases = self.state.app.settings.graphql.max_aliases;
+                if let Err(message) = super::document_limits::check(&mut request, max_aliases) {
+                    return Ok(vec![json!({
+                        "type": "error",
+                        "id": id,
+                        "payload": [{
+                            "message": message,
+                            "extensions": { "code": ErrorCode::GraphqlValidationFailed.as_str() },
+                        }],
+                    })]);
+                }
                 self.generation += 1;
                 let generation = self.generation;
-                let request = *payload;
                 let task = match SharedStreams::key(&request, &auth) {
                     Some(key) => {
                         let app = self.state.app.clone();
