@@ -831,6 +831,21 @@ impl Results {
     }
 }
 
+/// "**Disturbed:** …" when processes outside the benchmark took more than a tenth of the
+/// CPU available during a phase (its figures are then lower than on a quiet machine).
+pub fn disturbed(phase: &str, cpu: &CpuUse, cores: usize) -> Option<String> {
+    let (foreign, names) = cpu.foreign();
+    let capacity = cpu.wall_s * cores.max(1) as f64;
+    (capacity > 0.0 && foreign > 0.1 * capacity).then(|| {
+        format!(
+            "**Disturbed:** during {phase}, processes outside the benchmark ({names}) used \
+             {foreign:.1} of the {capacity:.1} CPU-seconds available ({:.0}%); its figures are \
+             lower than on a quiet machine.",
+            100.0 * foreign / capacity
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

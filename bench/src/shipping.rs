@@ -794,6 +794,14 @@ impl ShippingFigures {
                 self.reference_cpu.describe(m.cores)
             );
         }
+        for (name, cpu) in [
+            ("the shipping run", &self.cpu),
+            ("the reference", &self.reference_cpu),
+        ] {
+            if let Some(line) = crate::report::disturbed(name, cpu, m.cores) {
+                let _ = writeln!(out, "- {line}");
+            }
+        }
         let _ = writeln!(out, "\n{END}");
         out
     }

@@ -478,6 +478,14 @@ impl TransportFigures {
                 s.cpu.describe(m.cores)
             );
         }
+        for (name, side) in [
+            ("Parley's load test", self.parley.as_ref()),
+            ("the minimal server's load test", self.minimal.as_ref()),
+        ] {
+            if let Some(line) = side.and_then(|s| crate::report::disturbed(name, &s.cpu, m.cores)) {
+                let _ = writeln!(out, "- {line}");
+            }
+        }
         let _ = writeln!(out, "\n{END}");
         out
     }
