@@ -734,9 +734,10 @@ impl ShippingFigures {
             out,
             "The release server runs with its default shipper settings (`ANALYTICS_BATCH_SIZE` \
              {}, `ANALYTICS_FLUSH_INTERVAL_MS` {}): one shipper per process takes the oldest \
-             unshipped batch `FOR UPDATE SKIP LOCKED` in `seq` order, inserts it into \
-             ClickHouse's `events` (one RowBinary INSERT), and marks it shipped by primary key \
-             in the same transaction. The bench generates {} outbox rows of one project as the \
+             unshipped batch in `seq` order (its rows locked `FOR UPDATE SKIP LOCKED` and \
+             marked shipped in one transaction), inserts it into ClickHouse's `events` (one \
+             RowBinary INSERT) and commits, one batch after the other (see \
+             `analytics/src/shipper.rs`). The bench generates {} outbox rows of one project as the \
              API writes them ({}; JSON payloads with ids, WhatsApp message ids, statuses and \
              pricing; {:.0} MB in COPY text format, {:.0} bytes a row), waits until the outbox \
              has nothing pending, and COPYs the rows into `analytics_outbox` in {} chunks, one \
