@@ -39,6 +39,10 @@ pub struct ShipperConfig {
     pub poll_interval: Duration,
     /// Cap of the exponential backoff after failures.
     pub max_backoff: Duration,
+    /// Batches in flight at once on PostgreSQL (each its own transaction, taken with
+    /// `SKIP LOCKED`), so that reading and marking the next batch overlaps the store's
+    /// insert of the last; 1 on SQLite, which has no row locks.
+    pub concurrency: usize,
 }
 
 impl Default for ShipperConfig {
@@ -51,6 +55,7 @@ impl Default for ShipperConfig {
             // (30 s left a minute-long ClickHouse outage 21 s behind); one failed insert
             // every 5 s while the store is down costs nothing.
             max_backoff: Duration::from_secs(5),
+            concurrency: 2,
         }
     }
 }
@@ -117,12 +122,24 @@ impl Shipper {
         }
     }
 
-    /// Runs the shipping loop until `shutdown` is cancelled, then flushes what it can.
+    /// Runs the shipping loops until `shutdown` is cancelled, then flushes what they can.
     pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
-        tokio::spawn(self.run(shutdown))
+        let loops = match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => self.config.concurrency.max(1),
+            _ => 1,
+        };
+        let shipper = Arc::new(self);
+        let handles: Vec<JoinHandle<()>> = (0..loops)
+            .map(|_| tokio::spawn(shipper.clone().run(shutdown.clone())))
+            .collect();
+        tokio::spawn(async move {
+            for handle in handles {
+                let _ = handle.await;
+            }
+        })
     }
 
-    async fn run(self, shutdown: CancellationToken) {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         // When this process first saw a non-empty outbox: bounds the wait even if clocks of
         // the processes writing `occurred_at` disagree with ours.
         let mut pending_since: Option<Instant> = None;

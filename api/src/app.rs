@@ -164,6 +164,7 @@ impl Application {
                 batch_size: settings.analytics.batch_size,
                 flush_interval: settings.analytics.flush_interval,
                 poll_interval: settings.analytics.poll_interval,
+                concurrency: settings.analytics.shippers,
                 ..ShipperConfig::default()
             },
         );

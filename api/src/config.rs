@@ -168,6 +168,8 @@ pub struct AnalyticsSettings {
     pub flush_interval: Duration,
     /// How often the shipper looks at the outbox when idle.
     pub poll_interval: Duration,
+    /// Batches shipped at once per process on PostgreSQL.
+    pub shippers: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -221,6 +223,7 @@ impl Default for Settings {
                 batch_size: 10_000,
                 flush_interval: Duration::from_secs(1),
                 poll_interval: Duration::from_millis(200),
+                shippers: 2,
             },
             jwt: JwtSettings {
                 secret: None,
@@ -332,6 +335,9 @@ impl Settings {
         }
         if let Some(v) = parse("ANALYTICS_BATCH_SIZE") {
             s.analytics.batch_size = number("ANALYTICS_BATCH_SIZE", &v)?;
+        }
+        if let Some(v) = parse("ANALYTICS_SHIPPERS") {
+            s.analytics.shippers = number("ANALYTICS_SHIPPERS", &v)?;
         }
         if let Some(v) = parse("ANALYTICS_FLUSH_INTERVAL_MS") {
             s.analytics.flush_interval =

@@ -25,6 +25,7 @@ fn config(batch_size: usize) -> ShipperConfig {
         flush_interval: Duration::from_millis(100),
         poll_interval: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
+        concurrency: 1,
     }
 }
 
@@ -291,6 +292,8 @@ async fn spawned_loop_waits_for_a_full_batch_or_the_flush_interval() {
         flush_interval: Duration::from_secs(3600),
         poll_interval: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
+        // Two loops: neither ships a batch that is neither full nor old.
+        concurrency: 2,
     };
     let task = Shipper::new(pg.db.clone(), embedded.clone(), config).spawn(shutdown.clone());
     let project = Uuid::new_v4();
@@ -318,6 +321,37 @@ async fn spawned_loop_waits_for_a_full_batch_or_the_flush_interval() {
         .unwrap();
     assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 0);
     assert_eq!(embedded.total_events(project).await.unwrap(), 6);
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_loops_ship_a_backlog_once_each() {
+    let pg = PgDb::new().await;
+    let embedded = Arc::new(EmbeddedStore::in_memory().await.unwrap());
+    embedded.migrate().await.unwrap();
+    // Slow inserts, so that the loops' batches are in flight together.
+    let spy = Arc::new(SpyStore::new(embedded.clone()).with_delay(Duration::from_millis(30)));
+    let project = Uuid::new_v4();
+    let events = record_committed(&pg.db, project, 600).await;
+    let shutdown = CancellationToken::new();
+    let config = ShipperConfig {
+        concurrency: 3,
+        ..config(50)
+    };
+    let task = Shipper::new(pg.db.clone(), spy.clone(), config).spawn(shutdown.clone());
+    wait_until_pending(&pg.db, 0, Duration::from_secs(20)).await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let inserted = spy.inserted();
+    assert_eq!(inserted.len(), events.len(), "every event shipped");
+    assert!(
+        inserted.values().all(|&times| times == 1),
+        "no event shipped twice"
+    );
+    assert_eq!(embedded.total_events(project).await.unwrap(), 600);
     pg.drop().await;
 }
 
