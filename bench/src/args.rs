@@ -66,8 +66,11 @@ Analytics shipping, outbox → ClickHouse, beside ClickHouse's own insert (part 
 default run):
   --shipping-only      only this benchmark (its section replaced, the rest kept)
   --no-shipping        skip it
-  --shipping-rows N    outbox rows COPYed while the server ships (default 1000000)
-  --shipping-chunks N  COPY transactions they are split into (default 20)
+  --shipping-rows N    the backlog: outbox rows COPYed while no server runs, then
+                       drained by the server's shipper for the rate (default 1000000)
+  --shipping-chunks N  COPY transactions the backlog is split into (default 20)
+  --shipping-rate N    rows per second offered to the running server for the lag, one
+                       COPY every 200 ms for --seconds (default 20000)
 
 Flamegraphs:
   --profile            after the measured runs, replay the three benchmarks with the
@@ -118,6 +121,8 @@ pub struct Args {
     pub shipping: bool,
     pub shipping_rows: u64,
     pub shipping_chunks: usize,
+    /// Rows per second offered for the lag measurement.
+    pub shipping_rate: u64,
     /// Replay the slowest ratios under perf.
     pub profile: bool,
     pub profile_seconds: u64,
@@ -160,6 +165,7 @@ impl Args {
             shipping: true,
             shipping_rows: 1_000_000,
             shipping_chunks: 20,
+            shipping_rate: 20_000,
             profile: false,
             profile_seconds: 8,
         };
@@ -209,6 +215,7 @@ impl Args {
                 "--no-shipping" => args.shipping = false,
                 "--shipping-rows" => args.shipping_rows = number(&flag, &value(&flag)?)?,
                 "--shipping-chunks" => args.shipping_chunks = number(&flag, &value(&flag)?)?,
+                "--shipping-rate" => args.shipping_rate = number(&flag, &value(&flag)?)?,
                 "--profile" => args.profile = true,
                 "--profile-seconds" => args.profile_seconds = number(&flag, &value(&flag)?)?,
                 "--no-chat" => args.chat = false,
@@ -300,6 +307,9 @@ impl Args {
         }
         if !(1..=1_000).contains(&args.shipping_chunks) {
             bail!("--shipping-chunks: between 1 and 1000");
+        }
+        if !(100..=1_000_000).contains(&args.shipping_rate) {
+            bail!("--shipping-rate: between 100 and 1000000 rows per second");
         }
         if !(1..=120).contains(&args.profile_seconds) {
             bail!("--profile-seconds: between 1 and 120");
