@@ -74,6 +74,8 @@ pub(crate) const PAGE: &str = "{ contacts(first: 50) { edges { node { id name ph
     attributes { key value } } } } }";
 const COUNT: &str = "{ contactCount }";
 const EXPORT: &str = "mutation { exportContacts { url } }";
+/// wrk's threads for the page's load test (as for the trivial query).
+pub(crate) const PAGE_THREADS: u32 = 2;
 
 struct Bench {
     args: Args,
@@ -718,7 +720,9 @@ impl Bench {
         Ok(result)
     }
 
-    async fn page_load(&self, gql: &Gql, pid: u32) -> anyhow::Result<(load::LoadResult, CpuUse)> {
+    /// One POST of the page, checked: HTTP 200, no `errors`, 50 contacts with 2 tags and 3
+    /// attributes each.
+    async fn page_check(gql: &Gql) -> anyhow::Result<()> {
         let page = gql.run(PAGE, json!({})).await?;
         let edges = page["contacts"]["edges"]
             .as_array()
@@ -732,23 +736,67 @@ impl Bench {
         if edges.len() != 50 || !complete {
             bail!("the page is not 50 contacts with 2 tags and 3 attributes each: {page}");
         }
+        Ok(())
+    }
+
+    /// The page's wrk script (the owner's token and project) in the work directory.
+    pub(crate) fn page_script(&self, gql: &Gql) -> anyhow::Result<PathBuf> {
+        let path = self.work_dir.join("contacts-page.lua");
+        let headers = Self::page_headers(gql);
+        let headers: Vec<(&str, String)> = headers.iter().map(|(n, v)| (*n, v.clone())).collect();
+        std::fs::write(
+            &path,
+            wrk::script_with_headers(&json!({ "query": PAGE }).to_string(), &headers),
+        )?;
+        Ok(path)
+    }
+
+    /// The page under wrk (2 threads, `--concurrency` connections, `--seconds` after a 1 s
+    /// warm-up), with a checked request before and after.
+    async fn page_load(&self, gql: &Gql, pid: u32) -> anyhow::Result<(load::LoadResult, CpuUse)> {
+        Self::page_check(gql).await?;
+        let connections = self.args.concurrency as u32;
+        let threads = PAGE_THREADS.min(connections);
         progress!(
-            "page load: {} connections for {} s",
-            self.args.concurrency,
+            "page load: wrk, {threads} threads × {connections} connections for {} s",
             self.args.seconds
         );
-        let headers = Self::page_headers(gql);
+        let (wrk_bin, script) = (wrk::find()?, self.page_script(gql)?);
+        let url = gql.url("/graphql");
+        wrk::run(&wrk_bin, &script, &url, threads, connections, 1).await?;
         let cpu_start = cpu_snapshot();
-        let result = load::run(
-            &gql.url("/graphql"),
-            &headers,
-            json!({ "query": PAGE }).to_string(),
-            self.args.concurrency,
-            Duration::from_secs(1),
-            Duration::from_secs(self.args.seconds),
+        let (w, _) = wrk::run(
+            &wrk_bin,
+            &script,
+            &url,
+            threads,
+            connections,
+            self.args.seconds,
         )
         .await?;
         let cpu = CpuUse::between(&cpu_start, &cpu_snapshot(), pid);
+        let after = Self::page_check(gql).await;
+        let errors = w.non_2xx + w.socket_errors + u64::from(after.is_err());
+        let mut problems = Vec::new();
+        if w.non_2xx > 0 {
+            problems.push(format!("{} answers not 2xx or 3xx", w.non_2xx));
+        }
+        if w.socket_errors > 0 {
+            problems.push(format!("{} socket errors", w.socket_errors));
+        }
+        if let Err(e) = &after {
+            problems.push(format!("the checked request after the load: {e:#}"));
+        }
+        let result = load::LoadResult {
+            requests: w.requests,
+            errors,
+            rps: w.rps,
+            p50_ms: w.p50_ms,
+            p99_ms: w.p99_ms,
+            mean_ms: w.mean_ms,
+            max_ms: w.max_ms,
+            first_error: (!problems.is_empty()).then(|| problems.join("; ")),
+        };
         progress!(
             "page: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, {} errors; CPU: {}",
             result.rps,

@@ -5,13 +5,13 @@
 use std::{fmt::Write as _, path::Path, time::Duration};
 
 use anyhow::Context;
-use serde_json::json;
 
 use crate::{
-    Bench, PAGE, load, pg,
+    Bench, PAGE_THREADS, pg,
     profile::{self, Candidate},
     report::{Machine, Results},
     server::{self, Server},
+    wrk,
 };
 
 pub const BEGIN: &str =
@@ -181,14 +181,16 @@ impl Bench {
                 let mut gql = self.contacts_gql.clone().context("the contacts project")?;
                 gql.base = server.base.clone();
                 self.extra_server = Some(server);
-                let (url, headers) = (gql.url("/graphql"), Self::page_headers(&gql));
-                let load = load::run(
+                let (wrk_bin, script) = (wrk::find()?, self.page_script(&gql)?);
+                let url = gql.url("/graphql");
+                let connections = self.args.concurrency as u32;
+                let load = wrk::run(
+                    &wrk_bin,
+                    &script,
                     &url,
-                    &headers,
-                    json!({ "query": PAGE }).to_string(),
-                    self.args.concurrency,
-                    Duration::from_secs(1),
-                    Duration::from_secs(seconds + 1),
+                    PAGE_THREADS.min(connections),
+                    connections,
+                    seconds + 2,
                 );
                 let (load, perf) = tokio::join!(load, record(pid));
                 load?;

@@ -11,14 +11,54 @@ use tokio::process::Command;
 /// Percentiles the script prints (the CDF of the report's chart).
 const PERCENTILES: &str = "1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 99.99";
 
+/// A Lua string literal of `text`.
+fn lua_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The Lua script: every request is `POST` of `body` with a JSON content type.
 pub fn script(body: &str) -> String {
+    script_with_headers(body, &[])
+}
+
+/// The Lua script with more request headers; one named like a default (`Accept`, in any
+/// case) replaces it.
+pub fn script_with_headers(body: &str, headers: &[(&str, String)]) -> String {
+    let mut all: Vec<(&str, &str)> = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json"),
+    ];
+    for (name, value) in headers {
+        match all.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some(default) => *default = (name, value),
+            None => all.push((name, value)),
+        }
+    }
+    let mut lines = String::new();
+    for (name, value) in all {
+        lines.push_str(&format!(
+            "wrk.headers[{}] = {}\n",
+            lua_string(name),
+            lua_string(value)
+        ));
+    }
     // A Lua long string: no escaping needed unless the body contains "]==]".
     format!(
         "wrk.method = \"POST\"\n\
          wrk.body = [==[{body}]==]\n\
-         wrk.headers[\"Content-Type\"] = \"application/json\"\n\
-         wrk.headers[\"Accept\"] = \"application/json\"\n\
+         {lines}\
          done = function(summary, latency, requests)\n\
          \x20 for _, p in ipairs({{ {PERCENTILES} }}) do\n\
          \x20   io.write(string.format(\"parley-percentile %g %d\\n\", p, latency:percentile(p)))\n\
@@ -218,5 +258,32 @@ mod tests {
         assert!(s.contains(r#"wrk.body = [==[{"query":"{ __typename }"}]==]"#));
         assert!(s.contains("Content-Type\"] = \"application/json\""));
         assert!(s.contains("latency:percentile(p)"));
+        assert!(!s.contains("Authorization"));
+    }
+
+    #[test]
+    fn the_script_sets_extra_headers_and_replaces_defaults() {
+        let s = script_with_headers(
+            r#"{"query":"{ contactCount }"}"#,
+            &[
+                ("authorization", "Bearer a.b-c_d".to_owned()),
+                ("x-project-id", "0000-1111".to_owned()),
+                ("accept", "application/graphql-response+json".to_owned()),
+                ("x-odd", "say \"hi\" \\ bye".to_owned()),
+            ],
+        );
+        assert!(s.contains("wrk.headers[\"authorization\"] = \"Bearer a.b-c_d\"\n"));
+        assert!(s.contains("wrk.headers[\"x-project-id\"] = \"0000-1111\"\n"));
+        assert!(s.contains(r#"wrk.headers["x-odd"] = "say \"hi\" \\ bye""#));
+        // The page's Accept replaces the default: one Accept header.
+        assert!(s.contains("wrk.headers[\"accept\"] = \"application/graphql-response+json\""));
+        assert_eq!(
+            s.to_ascii_lowercase().matches("[\"accept\"]").count(),
+            1,
+            "{s}"
+        );
+        assert!(s.contains("wrk.headers[\"Content-Type\"] = \"application/json\""));
+        assert!(s.contains("\ndone = function"));
+        assert_eq!(lua_string("a\nb"), "\"a\\nb\"");
     }
 }
