@@ -62,7 +62,8 @@ pub struct Steady {
     pub seconds: u64,
     pub rows: u64,
     pub chunks: usize,
-    /// From the first COPY's start to the last one's commit.
+    /// From the first COPY's start to the first and to the last commit.
+    pub first_commit_s: f64,
     pub load_s: f64,
     /// Chunks whose COPY started more than 10 ms after its time (the previous one was
     /// still running).
@@ -79,8 +80,10 @@ pub struct Steady {
 }
 
 impl Steady {
+    /// The rows committed after the first chunk over the time from its commit to the last.
     pub fn offered_rate(&self) -> f64 {
-        self.rows as f64 / self.load_s.max(1e-9)
+        let first = self.rows.div_ceil(self.chunks.max(1) as u64);
+        self.rows.saturating_sub(first) as f64 / (self.load_s - self.first_commit_s).max(1e-9)
     }
 }
 
@@ -475,8 +478,8 @@ impl Bench {
     /// `base + c`; see `generate`).
     fn count_sql(&self, project_id: Uuid, base: i64) -> String {
         format!(
-            "SELECT toInt64(toUnixTimestamp(occurred_at)) - {base}, count() FROM `{}`.events \
-             WHERE project_id = toUUID('{project_id}') GROUP BY 1",
+            "SELECT toInt64(toUnixTimestamp(occurred_at)) - {base} AS chunk, count() FROM \
+             `{}`.events WHERE project_id = toUUID('{project_id}') GROUP BY chunk",
             self.clickhouse_database
         )
     }
@@ -645,6 +648,7 @@ impl Bench {
             .await?;
         s.cpu = run.cpu;
         s.late_chunks = run.late;
+        s.first_commit_s = run.commits.first().copied().unwrap_or(0.0);
         s.load_s = run.commits.last().copied().unwrap_or(0.0);
         let ends: Vec<u64> = run
             .chunk_rows
@@ -1081,7 +1085,7 @@ impl ShippingFigures {
             let _ = writeln!(
                 out,
                 "- steady rate: {} rows in {} chunks of {} committed over {:.1} s ({} rows/s \
-                 offered; {} chunks started late because the previous COPY was still \
+                 offered from the first commit to the last; {} chunks started late because the previous COPY was still \
                  running); ClickHouse had them all {:.1} s after the last commit\n\
                  - lag from commit to ClickHouse, p50 / p95 / p99 / max: {} / {} / {} / {} ms \
                  (mean {} ms)\n\
@@ -1148,6 +1152,18 @@ mod tests {
         // Rows never counted have no lag; counts beyond a chunk's rows are capped.
         assert_eq!(row_lags_us(&[2], &[1.0], &[(1.5, vec![1])]), vec![500_000]);
         assert_eq!(row_lags_us(&[1], &[1.0], &[(1.5, vec![3])]), vec![500_000]);
+    }
+
+    #[test]
+    fn the_offered_rate_runs_from_the_first_commit_to_the_last() {
+        let s = Steady {
+            rows: 100,
+            chunks: 5,
+            first_commit_s: 0.1,
+            load_s: 0.9,
+            ..Default::default()
+        };
+        assert!((s.offered_rate() - 100.0).abs() < 1e-9);
     }
 
     #[test]
