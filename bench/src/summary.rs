@@ -37,13 +37,43 @@ fn cell(text: &str) -> String {
         .replace("-->", "→")
 }
 
+/// A section's own table: its summary rows, without the chart column (cells escaped as in
+/// the summary).
+pub fn section_table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| benchmark | Parley | reference (same run) | ratio | target | met? |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&r.bench),
+            cell(&r.parley),
+            cell(&r.reference),
+            if r.ratio_text.is_empty() {
+                "–".to_owned()
+            } else {
+                cell(&r.ratio_text)
+            },
+            cell(&r.target),
+            r.met_text()
+        );
+    }
+    out
+}
+
 impl Row {
-    fn cells(&self) -> String {
-        let met = match self.met {
+    fn met_text(&self) -> &'static str {
+        match self.met {
             Some(true) => "yes",
             Some(false) => "**no**",
             None => "–",
-        };
+        }
+    }
+
+    fn cells(&self) -> String {
+        let met = self.met_text();
         let chart = self
             .chart
             .as_ref()
@@ -156,6 +186,24 @@ mod tests {
             met: Some(true),
             chart: Some("bench/x.svg".into()),
         }
+    }
+
+    #[test]
+    fn a_section_table_has_the_summary_columns_but_the_chart() {
+        let mut unmeasured = row("B");
+        unmeasured.ratio_text.clear();
+        unmeasured.met = None;
+        let table = section_table(&[row("A"), unmeasured]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "| benchmark | Parley | reference (same run) | ratio | target | met? |",
+                "| --- | --- | --- | --- | --- | --- |",
+                "| A | 1 \\| 2 | 3 | 50% | ≥ 50% | yes |",
+                "| B | 1 \\| 2 | 3 | – | ≥ 50% | – |",
+            ]
+        );
     }
 
     #[test]

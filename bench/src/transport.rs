@@ -392,22 +392,7 @@ impl TransportFigures {
         if let Some(e) = &self.error {
             let _ = writeln!(out, "**The run stopped early:** {}\n", e.replace('\n', " "));
         }
-        out.push_str(
-            "| benchmark | Parley | reference (same run) | ratio | target | met? |\n\
-             | --- | --- | --- | --- | --- | --- |\n",
-        );
-        for r in self.summary_rows(chart) {
-            let met = match r.met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "–",
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {met} |",
-                r.bench, r.parley, r.reference, r.ratio_text, r.target
-            );
-        }
+        out.push_str(&summary::section_table(&self.summary_rows(chart)));
         if let Some(c) = chart {
             let _ = writeln!(
                 out,
