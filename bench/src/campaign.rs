@@ -25,7 +25,6 @@ use crate::{
     gql::Gql,
     pg,
     procfs::{self, CpuUse, cpu_snapshot, mb},
-    server::{self, Server},
     str_at,
 };
 
@@ -182,17 +181,10 @@ impl Bench {
         self.stop_chat_nodes().await;
         let graph =
             FakeGraph::start(Duration::from_millis(self.args.campaign_graph_delay_ms)).await?;
-        let server = Server::start(server::Config {
-            binary: &self.args.server,
-            work_dir: &self.work_dir,
-            database_url: pg::url(&self.database),
-            clickhouse_database: self.clickhouse_database.clone(),
-            jwt_secret: self.jwt_secret.clone(),
-            name: "campaign",
-            env: vec![("WHATSAPP_GRAPH_URL", graph.url.clone())],
-        })
-        .await
-        .context("starting the campaign server")?;
+        let server = self
+            .start_server("campaign", vec![("WHATSAPP_GRAPH_URL", graph.url.clone())])
+            .await
+            .context("starting the campaign server")?;
         let (pid, base) = (server.pid, server.base.clone());
         self.campaign_server = Some(server);
         progress!(

@@ -24,7 +24,7 @@ use crate::{
     procfs::{self, CpuUse, cpu_snapshot, mb},
     redis_bench::{self, BusTap},
     report::Results,
-    server::{self, Server},
+    server::Server,
     str_at,
 };
 
@@ -110,17 +110,10 @@ impl Bench {
     }
 
     async fn start_node(&mut self, name: &str, app_secret: &str) -> anyhow::Result<Node> {
-        let server = Server::start(server::Config {
-            binary: &self.args.server,
-            work_dir: &self.work_dir,
-            database_url: pg::url(&self.database),
-            clickhouse_database: self.clickhouse_database.clone(),
-            jwt_secret: self.jwt_secret.clone(),
-            name,
-            env: vec![("WHATSAPP_APP_SECRET", app_secret.to_owned())],
-        })
-        .await
-        .with_context(|| format!("starting node {name}"))?;
+        let server = self
+            .start_server(name, vec![("WHATSAPP_APP_SECRET", app_secret.to_owned())])
+            .await
+            .with_context(|| format!("starting node {name}"))?;
         let mut node = Node::from(&server);
         node.name = format!("node {}", name.trim_start_matches("chat-").to_uppercase());
         self.chat_servers.push(server);

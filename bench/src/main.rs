@@ -303,6 +303,25 @@ async fn stop_signal() -> &'static str {
 }
 
 impl Bench {
+    /// A release server on this run's databases and JWT secret (`name` as in
+    /// [`server::Config::name`]), with `env` added.
+    async fn start_server(
+        &self,
+        name: &str,
+        env: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Server> {
+        Server::start(server::Config {
+            binary: &self.args.server,
+            work_dir: &self.work_dir,
+            database_url: pg::url(&self.database),
+            clickhouse_database: self.clickhouse_database.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            name,
+            env,
+        })
+        .await
+    }
+
     fn prepare(args: Args) -> anyhow::Result<Self> {
         let suffix = format!(
             "{}_{}",
@@ -419,16 +438,7 @@ impl Bench {
             self.args.seconds,
             self.args.concurrency
         );
-        let server = Server::start(server::Config {
-            binary: &self.args.server,
-            work_dir: &self.work_dir,
-            database_url: pg::url(&self.database),
-            clickhouse_database: self.clickhouse_database.clone(),
-            jwt_secret: self.jwt_secret.clone(),
-            name: "",
-            env: Vec::new(),
-        })
-        .await?;
+        let server = self.start_server("", Vec::new()).await?;
         let pid = server.pid;
         let base = server.base.clone();
         self.server = Some(server);

@@ -7,10 +7,9 @@ use std::{fmt::Write as _, path::Path, time::Duration};
 use anyhow::Context;
 
 use crate::{
-    Bench, PAGE_THREADS, pg,
+    Bench, PAGE_THREADS,
     profile::{self, Candidate},
     report::{Machine, Results},
-    server::{self, Server},
     wrk,
 };
 
@@ -167,16 +166,7 @@ impl Bench {
             }
             "page" => {
                 self.stop_other_servers().await;
-                let server = Server::start(server::Config {
-                    binary: &self.args.server,
-                    work_dir: &self.work_dir,
-                    database_url: pg::url(&self.database),
-                    clickhouse_database: self.clickhouse_database.clone(),
-                    jwt_secret: self.jwt_secret.clone(),
-                    name: "profile",
-                    env: Vec::new(),
-                })
-                .await?;
+                let server = self.start_server("profile", Vec::new()).await?;
                 let pid = server.pid;
                 let mut gql = self.contacts_gql.clone().context("the contacts project")?;
                 gql.base = server.base.clone();

@@ -35,7 +35,6 @@ use crate::{
     pg,
     procfs::{CpuUse, cpu_snapshot},
     report::{Machine, thousands},
-    server::{self, Server},
     summary,
 };
 
@@ -458,17 +457,10 @@ impl Bench {
 
     pub(crate) async fn shipping_server(&mut self) -> anyhow::Result<u32> {
         self.stop_other_servers().await;
-        let server = Server::start(server::Config {
-            binary: &self.args.server,
-            work_dir: &self.work_dir,
-            database_url: pg::url(&self.database),
-            clickhouse_database: self.clickhouse_database.clone(),
-            jwt_secret: self.jwt_secret.clone(),
-            name: "shipping",
-            env: Vec::new(),
-        })
-        .await
-        .context("starting the server")?;
+        let server = self
+            .start_server("shipping", Vec::new())
+            .await
+            .context("starting the server")?;
         let pid = server.pid;
         self.extra_server = Some(server);
         Ok(pid)

@@ -15,11 +15,9 @@ use anyhow::{Context, bail};
 use crate::{
     Bench,
     charts::{self, Bar, Kind, Panel},
-    pg,
     procfs::{CpuUse, cpu_snapshot},
     report::{Machine, thousands},
-    server::{self, Server},
-    summary,
+    server, summary,
     wrk::{self, WrkResult},
 };
 
@@ -207,17 +205,10 @@ impl Bench {
 
     async fn transport_phases(&mut self, f: &mut TransportFigures) -> anyhow::Result<()> {
         self.stop_other_servers().await;
-        let server = Server::start(server::Config {
-            binary: &self.args.server,
-            work_dir: &self.work_dir,
-            database_url: pg::url(&self.database),
-            clickhouse_database: self.clickhouse_database.clone(),
-            jwt_secret: self.jwt_secret.clone(),
-            name: "transport",
-            env: Vec::new(),
-        })
-        .await
-        .context("starting the server")?;
+        let server = self
+            .start_server("transport", Vec::new())
+            .await
+            .context("starting the server")?;
         let (pid, url) = (server.pid, format!("{}/graphql", server.base));
         self.extra_server = Some(server);
         let (status, body, limits) = probe(&url).await?;
@@ -256,16 +247,7 @@ impl Bench {
     /// pid while the load runs (see `profile.rs`).
     pub(crate) async fn transport_server(&mut self) -> anyhow::Result<(u32, String)> {
         self.stop_other_servers().await;
-        let server = Server::start(server::Config {
-            binary: &self.args.server,
-            work_dir: &self.work_dir,
-            database_url: pg::url(&self.database),
-            clickhouse_database: self.clickhouse_database.clone(),
-            jwt_secret: self.jwt_secret.clone(),
-            name: "transport",
-            env: Vec::new(),
-        })
-        .await?;
+        let server = self.start_server("transport", Vec::new()).await?;
         let out = (server.pid, format!("{}/graphql", server.base));
         self.extra_server = Some(server);
         Ok(out)
