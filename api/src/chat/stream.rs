@@ -78,6 +78,27 @@ impl Viewer {
     }
 }
 
+/// The next page of events after `*last` that `viewer` may see, and whether another page
+/// may follow; `*last` moves past the whole page (seen or not).
+async fn catch_up_page(
+    db: &sea_orm::DatabaseConnection,
+    project_id: Uuid,
+    viewer: Viewer,
+    last: &mut i64,
+) -> AppResult<(Vec<Arc<ChatEvent>>, bool)> {
+    let page = events::since(db, project_id, *last, CATCH_UP_PAGE).await?;
+    let more = page.len() as u64 == CATCH_UP_PAGE;
+    if let Some(newest) = page.last() {
+        *last = newest.seq;
+    }
+    let visible = page
+        .into_iter()
+        .filter(|event| viewer.may_see(event))
+        .map(Arc::new)
+        .collect();
+    Ok((visible, more))
+}
+
 /// The project's chat events after `after` (or from now, without a cursor).
 pub async fn subscribe(
     state: &AppState,
@@ -99,22 +120,19 @@ pub async fn subscribe(
     };
     Ok(async_stream::stream! {
         loop {
-            let page = match events::since(&db, project_id, last, CATCH_UP_PAGE).await {
-                Ok(page) => page,
+            match catch_up_page(&db, project_id, viewer, &mut last).await {
+                Ok((page, more)) => {
+                    for event in page {
+                        yield event;
+                    }
+                    if !more {
+                        break;
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "chat catch-up failed");
                     return;
                 }
-            };
-            let full = page.len() as u64 == CATCH_UP_PAGE;
-            for event in page {
-                last = event.seq;
-                if viewer.may_see(&event) {
-                    yield Arc::new(event);
-                }
-            }
-            if !full {
-                break;
             }
         }
         while let Some(bus_event) = live.next().await {
@@ -122,22 +140,19 @@ pub async fn subscribe(
                 // The bus was away (Redis restarted): events committed meanwhile were
                 // published to no one. Read them now rather than at the next event.
                 loop {
-                    let page = match events::since(&db, project_id, last, CATCH_UP_PAGE).await {
-                        Ok(page) => page,
+                    match catch_up_page(&db, project_id, viewer, &mut last).await {
+                        Ok((page, more)) => {
+                            for event in page {
+                                yield event;
+                            }
+                            if !more {
+                                break;
+                            }
+                        }
                         Err(err) => {
                             tracing::warn!(error = %err, "chat catch-up after the bus returned failed");
                             break;
                         }
-                    };
-                    let full = page.len() as u64 == CATCH_UP_PAGE;
-                    for event in page {
-                        last = event.seq;
-                        if viewer.may_see(&event) {
-                            yield Arc::new(event);
-                        }
-                    }
-                    if !full {
-                        break;
                     }
                 }
                 continue;
