@@ -261,33 +261,41 @@ async fn execute(
     over_get: bool,
 ) -> Response {
     let operation_name = request.operation_name.clone();
+    let status_of_refusal = match media {
+        MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+        MediaType::Json => StatusCode::OK,
+    };
     // Before the parser sees it: deep enough nesting overflows its stack.
     if let Err(message) = super::document_limits::check_nesting(&request.query) {
-        let status = match media {
-            MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
-            MediaType::Json => StatusCode::OK,
-        };
-        return request_error(media, status, ErrorCode::GraphqlParseFailed, &message);
+        return request_error(
+            media,
+            status_of_refusal,
+            ErrorCode::GraphqlParseFailed,
+            &message,
+        );
     }
     let operation = match request.parsed_query() {
-        Ok(document) => operation_type(&document.operations, operation_name.as_deref()),
+        Ok(document) => {
+            let max_aliases = state.app.settings.graphql.max_aliases;
+            if let Err(message) = super::document_limits::check_aliases(document, max_aliases) {
+                return request_error(
+                    media,
+                    status_of_refusal,
+                    ErrorCode::GraphqlValidationFailed,
+                    &message,
+                );
+            }
+            operation_type(&document.operations, operation_name.as_deref())
+        }
         Err(err) => {
-            let status = match media {
-                MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
-                MediaType::Json => StatusCode::OK,
-            };
-            return request_error(media, status, ErrorCode::GraphqlParseFailed, &err.message);
+            return request_error(
+                media,
+                status_of_refusal,
+                ErrorCode::GraphqlParseFailed,
+                &err.message,
+            );
         }
     };
-    if let Err(message) =
-        super::document_limits::check(&mut request, state.app.settings.graphql.max_aliases)
-    {
-        let status = match media {
-            MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
-            MediaType::Json => StatusCode::OK,
-        };
-        return request_error(media, status, ErrorCode::GraphqlValidationFailed, &message);
-    }
     // An ambiguous document goes on to execution, which reports it as a request error.
     if over_get
         && matches!(
