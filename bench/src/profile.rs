@@ -106,18 +106,30 @@ pub fn flamegraph(folded: &str, title: &str, subtitle: &str) -> anyhow::Result<V
     Ok(svg)
 }
 
+/// The folded lines' stacks and sample counts (lines that do not parse are skipped).
+fn folded_stacks(folded: &str) -> impl Iterator<Item = (&str, u64)> {
+    folded.lines().filter_map(|line| {
+        let (stack, count) = line.rsplit_once(' ')?;
+        Some((stack, count.parse::<u64>().ok()?))
+    })
+}
+
+/// Each frame's samples as a share of `total`, largest first (ties by name).
+fn shares_of(by_frame: HashMap<&str, u64>, total: u64) -> Vec<(String, f64)> {
+    let mut shares: Vec<(String, f64)> = by_frame
+        .into_iter()
+        .map(|(f, n)| (f.to_owned(), n as f64 / total.max(1) as f64))
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    shares
+}
+
 /// Samples in total, and the share of samples in which each function appears (once per
 /// stack), largest first: what dominates the flamegraph.
 pub fn inclusive_shares(folded: &str) -> (u64, Vec<(String, f64)>) {
     let mut total = 0u64;
     let mut by_frame: HashMap<&str, u64> = HashMap::new();
-    for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(count) = count.parse::<u64>() else {
-            continue;
-        };
+    for (stack, count) in folded_stacks(folded) {
         total += count;
         let mut seen: Vec<&str> = Vec::new();
         for frame in stack.split(';') {
@@ -127,35 +139,19 @@ pub fn inclusive_shares(folded: &str) -> (u64, Vec<(String, f64)>) {
             }
         }
     }
-    let mut shares: Vec<(String, f64)> = by_frame
-        .into_iter()
-        .map(|(f, n)| (f.to_owned(), n as f64 / total.max(1) as f64))
-        .collect();
-    shares.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    (total, shares)
+    (total, shares_of(by_frame, total))
 }
 
 /// Samples whose innermost frame is each function (self time), largest first.
 pub fn self_shares(folded: &str) -> Vec<(String, f64)> {
     let mut total = 0u64;
     let mut by_leaf: HashMap<&str, u64> = HashMap::new();
-    for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(count) = count.parse::<u64>() else {
-            continue;
-        };
+    for (stack, count) in folded_stacks(folded) {
         total += count;
         let leaf = stack.rsplit(';').next().unwrap_or(stack);
         *by_leaf.entry(leaf).or_default() += count;
     }
-    let mut shares: Vec<(String, f64)> = by_leaf
-        .into_iter()
-        .map(|(f, n)| (f.to_owned(), n as f64 / total.max(1) as f64))
-        .collect();
-    shares.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    shares
+    shares_of(by_leaf, total)
 }
 
 /// The frames a reader looks for first: named areas of the server's work, each with the
