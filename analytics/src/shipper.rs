@@ -1,8 +1,9 @@
 //! Moves events from the relational outbox to the analytics store, in batches.
 //!
-//! Delivery is at-least-once from the outbox's point of view (rows are marked shipped only
-//! after the store accepted them) and exactly-once in query results, because store inserts
-//! are idempotent by `event_id`.
+//! Delivery is at-least-once from the outbox's point of view (rows are removed only after
+//! the store accepted them) and exactly-once in query results, because store inserts are
+//! idempotent by `event_id`. The store is the history: a shipped row is deleted, so the
+//! outbox holds only what is still on its way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use parley_entity::analytics_outbox::{Column, Entity, Model};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{AnalyticsStore, Event};
 
-/// Rows marked shipped per UPDATE on SQLite, well under its bind limit.
-const MARK_CHUNK: usize = 1_000;
+/// Rows deleted per statement on SQLite, well under its bind limit.
+const DELETE_CHUNK: usize = 1_000;
 
 /// How long a graceful shutdown waits for the last flush before leaving events in the
 /// outbox for the next start.
@@ -80,14 +80,14 @@ impl Shipper {
     }
 
     /// Ships up to one batch of unshipped events, oldest first. Returns how many shipped.
-    /// On error nothing is marked shipped, so the events are retried later.
+    /// On error nothing leaves the outbox, so the events are retried later.
     pub async fn ship_once(&self) -> anyhow::Result<usize> {
         let shipped = match self.db.get_database_backend() {
             DatabaseBackend::Postgres => {
-                // One statement takes the batch and marks it shipped; the rows stay locked
-                // until the store has them and the transaction commits (a failed insert
-                // rolls the marks back), and another process's shipper skips them for the
-                // next rows instead of shipping these again.
+                // One statement takes the batch and deletes it; the rows stay locked until
+                // the store has them and the transaction commits (a failed insert rolls the
+                // delete back), and another process's shipper skips them for the next rows
+                // instead of shipping these again.
                 let txn = self.db.begin().await?;
                 let rows = self.take_batch(&txn).await?;
                 if rows.is_empty() {
@@ -228,19 +228,30 @@ impl Shipper {
         Ok(shipped)
     }
 
-    /// The oldest unshipped rows no other shipper holds, marked shipped (PostgreSQL): one
-    /// pass over the rows instead of locking them and then updating them.
+    /// The oldest unshipped rows no other shipper holds, deleted (PostgreSQL).
+    ///
+    /// The rows are found by their physical address (`ctid`), which the lock keeps stable
+    /// until the transaction ends: matched by `seq` instead, the planner joins the batch
+    /// against a scan of the whole outbox, which made a backlog of a million rows cost a
+    /// full scan per batch. Deleting rather than marking them shipped writes no new row
+    /// versions and no index entries (about a quarter of the time per batch here).
     async fn take_batch(&self, txn: &DatabaseTransaction) -> anyhow::Result<Vec<Model>> {
+        // The batch must come from the ordered walk of the unshipped index. Planned from
+        // stale statistics (a backlog after a bulk load, before an ANALYZE), PostgreSQL
+        // instead fetched every pending row and sorted them on disk: 0.8 s per batch of a
+        // million-row backlog instead of 0.04 s. These settings end with the transaction.
+        txn.execute_unprepared(
+            "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
+             SET LOCAL enable_sort = off",
+        )
+        .await?;
         let rows = Model::find_by_statement(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
-            "UPDATE analytics_outbox SET shipped_at = $1 \
-             WHERE seq IN (SELECT seq FROM analytics_outbox WHERE shipped_at IS NULL \
-                           ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+            "DELETE FROM analytics_outbox \
+             WHERE ctid = ANY(ARRAY(SELECT ctid FROM analytics_outbox WHERE shipped_at IS NULL \
+                                    ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)) \
              RETURNING seq, event_id, project_id, kind, actor_id, occurred_at, payload, shipped_at",
-            [
-                Utc::now().into(),
-                (self.config.batch_size.max(1) as i64).into(),
-            ],
+            [(self.config.batch_size.max(1) as i64).into()],
         ))
         .all(txn)
         .await?;
@@ -266,7 +277,7 @@ impl Shipper {
             .await?)
     }
 
-    /// Ships rows read without a lock, then marks them (SQLite: one process owns the file).
+    /// Ships rows read without a lock, then deletes them (SQLite: one process owns the file).
     async fn ship_rows<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -279,14 +290,12 @@ impl Shipper {
         let events: Vec<Event> = rows.into_iter().map(event_from_row).collect();
         self.insert(&events).await?;
         // A crash here re-sends the batch later, which the store's idempotent insert absorbs.
-        let now = Utc::now();
-        for chunk in seqs.chunks(MARK_CHUNK) {
-            Entity::update_many()
-                .col_expr(Column::ShippedAt, Expr::value(now))
+        for chunk in seqs.chunks(DELETE_CHUNK) {
+            Entity::delete_many()
                 .filter(Column::Seq.is_in(chunk.iter().copied()))
                 .exec(conn)
                 .await
-                .context("marking outbox rows shipped")?;
+                .context("deleting shipped outbox rows")?;
         }
         Ok(events.len())
     }

@@ -990,8 +990,8 @@ impl ShippingFigures {
             "The release server runs with its default shipper settings (`ANALYTICS_BATCH_SIZE` \
              {}, `ANALYTICS_FLUSH_INTERVAL_MS` {}, `ANALYTICS_SHIPPERS` and the rest at their \
              defaults): each shipper task takes the oldest unshipped batch in `seq` order (its \
-             rows locked `FOR UPDATE SKIP LOCKED` and marked shipped in one transaction), \
-             inserts it into ClickHouse's `events` (one RowBinary INSERT) and commits (see \
+             rows locked `FOR UPDATE SKIP LOCKED` and deleted in one statement), inserts it into \
+             ClickHouse's `events` (one RowBinary INSERT) and commits (see \
              `analytics/src/shipper.rs`). The bench generates outbox rows as the API writes \
              them ({} in the backlog: {}; JSON payloads with ids, WhatsApp message ids, \
              statuses and pricing; {:.0} MB in COPY text format, {:.0} bytes a row). \

@@ -15,6 +15,7 @@ mod m20261126_000009_live_chat;
 mod m20261126_000010_billing;
 mod m20261126_000011_campaigns;
 mod m20261126_000012_onboarding;
+mod m20261126_000013_outbox_without_history;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_billing::Migration),
             Box::new(m20261126_000011_campaigns::Migration),
             Box::new(m20261126_000012_onboarding::Migration),
+            Box::new(m20261126_000013_outbox_without_history::Migration),
         ]
     }
 }

@@ -11,10 +11,7 @@ use parley_analytics::{
     ShipperConfig, outbox,
 };
 use parley_entity::analytics_outbox;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, TransactionTrait};
 use uuid::Uuid;
 
 use crate::common::{ChDb, PgDb, SpyStore, sqlite_outbox, total};
@@ -47,9 +44,9 @@ async fn record_committed(db: &DatabaseConnection, project: Uuid, n: usize) -> V
     events
 }
 
-async fn shipped_ids(db: &DatabaseConnection) -> Vec<Uuid> {
+/// The events still in the outbox, oldest first (shipped rows are deleted).
+async fn outbox_ids(db: &DatabaseConnection) -> Vec<Uuid> {
     analytics_outbox::Entity::find()
-        .filter(analytics_outbox::Column::ShippedAt.is_not_null())
         .order_by_asc(analytics_outbox::Column::Seq)
         .all(db)
         .await
@@ -98,9 +95,12 @@ async fn rolled_back_events_never_ship() {
     txn.rollback().await.unwrap();
     let committed = record_committed(&pg.db, project, 1).await;
 
-    let shipper = Shipper::new(pg.db.clone(), ch.store.clone(), config(100));
+    let spy = Arc::new(SpyStore::new(ch.store.clone()));
+    let shipper = Shipper::new(pg.db.clone(), spy.clone(), config(100));
     assert_eq!(shipper.flush().await.unwrap(), 1);
-    assert_eq!(shipped_ids(&pg.db).await, vec![committed[0].event_id]);
+    let sent: Vec<Uuid> = spy.inserted().into_keys().collect();
+    assert_eq!(sent, vec![committed[0].event_id]);
+    assert!(outbox_ids(&pg.db).await.is_empty(), "the shipped row left");
     assert_eq!(ch.store.total_events(project).await.unwrap(), 1);
     let (from, to) = all_time();
     let counts = ch.store.event_counts(project, from, to).await.unwrap();
@@ -115,7 +115,7 @@ async fn rolled_back_events_never_ship() {
 }
 
 #[tokio::test]
-async fn ship_once_moves_one_batch_in_order_and_marks_it() {
+async fn ship_once_moves_one_batch_in_order_and_removes_it() {
     let pg = PgDb::new().await;
     let ch = ChDb::new().await;
     let project = Uuid::new_v4();
@@ -124,32 +124,31 @@ async fn ship_once_moves_one_batch_in_order_and_marks_it() {
 
     assert_eq!(shipper.ship_once().await.unwrap(), 10);
     assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 15);
-    let first_ten: Vec<Uuid> = events[..10].iter().map(|e| e.event_id).collect();
-    assert_eq!(shipped_ids(&pg.db).await, first_ten, "oldest first");
+    let last_fifteen: Vec<Uuid> = events[10..].iter().map(|e| e.event_id).collect();
+    assert_eq!(outbox_ids(&pg.db).await, last_fifteen, "oldest first");
     assert_eq!(ch.store.total_events(project).await.unwrap(), 10);
 
     assert_eq!(shipper.flush().await.unwrap(), 15);
     assert_eq!(outbox::pending_count(&pg.db).await.unwrap(), 0);
     assert_eq!(shipper.ship_once().await.unwrap(), 0, "nothing left");
+    assert!(outbox_ids(&pg.db).await.is_empty());
     assert_eq!(ch.store.total_events(project).await.unwrap(), 25);
     ch.drop().await;
     pg.drop().await;
 }
 
 #[tokio::test]
-async fn crash_between_insert_and_mark_counts_once() {
+async fn crash_between_insert_and_delete_counts_once() {
     let pg = PgDb::new().await;
     let ch = ChDb::new().await;
     let project = Uuid::new_v4();
-    record_committed(&pg.db, project, 30).await;
+    let events = record_committed(&pg.db, project, 30).await;
     let shipper = Shipper::new(pg.db.clone(), ch.store.clone(), config(1000));
     assert_eq!(shipper.flush().await.unwrap(), 30);
 
-    // As if the process died after ClickHouse took the batch but before the outbox update.
-    pg.db
-        .execute_unprepared("UPDATE analytics_outbox SET shipped_at = NULL")
-        .await
-        .unwrap();
+    // As if the process died after ClickHouse took the batch but before the outbox's
+    // transaction committed: the same rows are pending again.
+    outbox::record_many(&pg.db, &events).await.unwrap();
     assert_eq!(
         shipper.flush().await.unwrap(),
         30,
@@ -180,9 +179,10 @@ async fn unreachable_clickhouse_keeps_events_pending_until_it_is_back() {
     assert_eq!(
         outbox::pending_count(&pg.db).await.unwrap(),
         12,
-        "nothing marked shipped"
+        "nothing left the outbox"
     );
-    assert!(shipped_ids(&pg.db).await.is_empty());
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    assert_eq!(outbox_ids(&pg.db).await, ids);
 
     let spy = Arc::new(SpyStore::new(ch.store.clone()));
     let shipper = Shipper::new(pg.db.clone(), spy.clone(), config(5));
@@ -376,9 +376,10 @@ async fn default_mode_sqlite_outbox_to_embedded_store() {
     let shipper = Shipper::new(db.clone(), embedded.clone(), config(3));
     assert_eq!(shipper.ship_once().await.unwrap(), 3);
     assert_eq!(outbox::pending_count(&db).await.unwrap(), 4);
-    assert_eq!(shipper.flush().await.unwrap(), 4);
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    assert_eq!(shipped_ids(&db).await, ids);
+    assert_eq!(outbox_ids(&db).await, ids[3..], "the oldest three left");
+    assert_eq!(shipper.flush().await.unwrap(), 4);
+    assert!(outbox_ids(&db).await.is_empty());
     assert_eq!(embedded.total_events(project).await.unwrap(), 7);
     let (from, to) = all_time();
     let counts = embedded.event_counts(project, from, to).await.unwrap();
