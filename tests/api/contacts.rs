@@ -500,6 +500,87 @@ async fn a_page_shows_each_contacts_own_tags_and_values_in_either_database() {
 }
 
 #[tokio::test]
+async fn a_page_answers_alike_whether_its_objects_are_built_directly_or_executed() {
+    // Plain selections (fields only) are built without async-graphql's executor; fragments
+    // and directives take the executor. Both must give the same answer, byte for byte (keys
+    // in the order asked for, same scalar formats).
+    for app in [TestApp::spawn().await, TestApp::spawn_embedded().await] {
+        let owner = app.sign_up("Alike").await;
+        let vip = tag(&app, &owner, "vip").await;
+        let lead = tag(&app, &owner, "Lead").await;
+        attribute(&app, &owner, "plan").await;
+        contact(
+            &app,
+            &owner,
+            json!({ "name": "Asha Rao Iyer", "phone": "9812300011", "tagIds": [vip, lead],
+                    "attributes": [{ "key": "plan", "value": "Gold \"quoted\"" }] }),
+        )
+        .await;
+        contact(
+            &app,
+            &owner,
+            json!({ "name": "Solo", "phone": "9812300012" }),
+        )
+        .await;
+        let tag_fields = "__typename id name createdAt again: name";
+        let value_fields = "__typename key displayName value";
+        let contact_fields = "__typename id name alias: name firstName lastName phone bsuid \
+            source optedIn optedInAt optedInSource incomingBlocked lastActiveAt createdAt updatedAt";
+        let page = |node: String| {
+            let query = format!("{{ contacts {{ edges {{ node {{ {node} }} }} }} }}");
+            let (app, owner) = (&app, &owner);
+            async move {
+                let response = app
+                    .http
+                    .post(app.url("/graphql"))
+                    .bearer_auth(&owner.token)
+                    .header("x-project-id", &owner.project_id)
+                    .json(&json!({ "query": query }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                response.text().await.unwrap()
+            }
+        };
+        let plain = page(format!(
+            "{contact_fields} tags {{ {tag_fields} }} attributes {{ {value_fields} }}"
+        ))
+        .await;
+        let executed = page(format!(
+            "...on Contact {{ {contact_fields} tags {{ ...on Tag {{ {tag_fields} }} }} \
+             attributes {{ ...on AttributeValue {{ {value_fields} }} }} }}"
+        ))
+        .await;
+        assert_eq!(plain, executed);
+        let parsed: serde_json::Value = serde_json::from_str(&plain).unwrap();
+        let first = &parsed["data"]["contacts"]["edges"][0]["node"];
+        assert_eq!(first["alias"], "Asha Rao Iyer");
+        assert_eq!(first["lastName"], "Rao Iyer");
+        assert_eq!(first["tags"][0]["id"], lead);
+        assert_eq!(first["tags"][0]["again"], "Lead");
+        assert_eq!(first["attributes"][0]["value"], "Gold \"quoted\"");
+        assert!(plain.contains(r#"{"__typename":"Contact","id":"#));
+        // A directive, or a field that needs the executor, sends that object down the
+        // executor's path, while the lists inside may still be built directly.
+        let mixed = |directive: &str| {
+            format!(
+                "{contact_fields} status tags {directive} {{ {tag_fields} }} \
+                 attributes {{ {value_fields} }}"
+            )
+        };
+        let executed = page(format!(
+            "...on Contact {{ {contact_fields} status tags {{ ...on Tag {{ {tag_fields} }} }} \
+             attributes {{ ...on AttributeValue {{ {value_fields} }} }} }}"
+        ))
+        .await;
+        assert_eq!(page(mixed("")).await, executed);
+        assert_eq!(page(mixed("@include(if: true)")).await, executed);
+        assert!(executed.contains(r#""status":"INACTIVE","tags":[{"__typename":"Tag""#));
+    }
+}
+
+#[tokio::test]
 async fn a_page_of_contacts_costs_a_fixed_number_of_queries() {
     // A quiet analytics shipper, so that the count is this test's statements only.
     let mode = parley_tests::Mode::Production;

@@ -1,6 +1,11 @@
+use std::borrow::Cow;
+
 use async_graphql::{
-    Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject,
+    Context, ContextSelectionSet, Enum, ID, InputObject, Json, Object, OutputType, Positioned,
+    Result, ServerResult, SimpleObject, Value,
     connection::{Connection, Edge},
+    parser::types::Field,
+    registry::Registry,
 };
 use chrono::{DateTime, Duration, Utc};
 use parley_entity::{attribute, contact, contact_event, segment, tag};
@@ -20,7 +25,11 @@ use super::{
 use crate::{
     auth::{Role, RoleGuard, guard::OWNER_MANAGER},
     errors::AppError,
-    graphql::{app_state, relay, scope},
+    graphql::{
+        app_state,
+        plain::{self, PlainFields, PlainList},
+        relay, scope,
+    },
     projects::graphql::parse_id,
 };
 
@@ -110,6 +119,18 @@ impl Tag {
     }
 }
 
+impl PlainFields for Tag {
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        let tag = &self.0;
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(tag.id.to_string()),
+            "name" => Value::String(tag.name.clone()),
+            "createdAt" => plain::scalar(&tag.created_at),
+            _ => return None,
+        })
+    }
+}
+
 pub struct Attribute(pub attribute::Model);
 
 #[Object]
@@ -136,6 +157,17 @@ pub struct AttributeValue {
     pub value: String,
 }
 
+impl PlainFields for AttributeValue {
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "key" => Value::String(self.key.clone()),
+            "displayName" => Value::String(self.display_name.clone()),
+            "value" => Value::String(self.value.clone()),
+            _ => return None,
+        })
+    }
+}
+
 /// A contact, with its tags and attribute values once they are known: a page hands over
 /// what it loaded for all its rows, anything else loads them through the DataLoaders.
 pub struct Contact(pub contact::Model, ContactDetails);
@@ -149,6 +181,60 @@ struct ContactDetails {
 impl Contact {
     pub fn new(model: contact::Model) -> Self {
         Self(model, ContactDetails::default())
+    }
+}
+
+impl PlainFields for Contact {
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        let contact = &self.0;
+        let text = |value: &Option<String>| plain::nullable(value.clone(), Value::String);
+        let time = |value: Option<DateTime<Utc>>| plain::nullable(value, |t| plain::scalar(&t));
+        let selection = &field.selection_set.node;
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(contact.id.to_string()),
+            "name" => Value::String(contact.name.clone()),
+            "firstName" => Value::String(service::split_name(&contact.name).0.to_owned()),
+            "lastName" => Value::String(service::split_name(&contact.name).1.to_owned()),
+            "phone" => text(&contact.phone),
+            "bsuid" => text(&contact.bsuid),
+            "source" => Value::String(contact.source.clone()),
+            "optedIn" => Value::Boolean(contact.opted_in),
+            "optedInAt" => time(contact.opted_in_at),
+            "optedInSource" => text(&contact.opted_in_source),
+            "incomingBlocked" => Value::Boolean(contact.incoming_blocked),
+            "lastActiveAt" => time(contact.last_active_at),
+            "createdAt" => plain::scalar(&contact.created_at),
+            "updatedAt" => plain::scalar(&contact.updated_at),
+            // Only what the page already loaded; otherwise the loaders run.
+            "tags" => plain::list(self.1.tags.get()?, selection)?,
+            "attributes" => plain::list(self.1.attributes.get()?, selection)?,
+            _ => return None,
+        })
+    }
+}
+
+/// A contact as a page's node: the same `Contact` in the schema, built on the plain path
+/// when its selection allows (see `graphql::plain`).
+pub struct ContactNode(pub Contact);
+
+impl OutputType for ContactNode {
+    fn type_name() -> Cow<'static, str> {
+        Contact::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Contact::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match plain::object(&self.0, "Contact", &field.node.selection_set.node) {
+            Some(value) => Ok(value),
+            None => self.0.resolve(ctx, field).await,
+        }
     }
 }
 
@@ -180,7 +266,7 @@ impl Contact {
     async fn source(&self) -> &str {
         &self.0.source
     }
-    async fn tags(&self, ctx: &Context<'_>) -> Result<&[Tag]> {
+    async fn tags(&self, ctx: &Context<'_>) -> Result<PlainList<'_, Tag>> {
         let tags = self
             .1
             .tags
@@ -194,7 +280,7 @@ impl Contact {
                 Ok::<_, AppError>(tags.into_iter().map(Tag).collect())
             })
             .await?;
-        Ok(tags)
+        Ok(PlainList(tags))
     }
     async fn first_message_tag(&self, ctx: &Context<'_>) -> Result<Option<Tag>> {
         let Some(tag_id) = self.0.first_message_tag_id else {
@@ -206,7 +292,7 @@ impl Contact {
             .ok()
             .map(Tag))
     }
-    async fn attributes(&self, ctx: &Context<'_>) -> Result<&[AttributeValue]> {
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<PlainList<'_, AttributeValue>> {
         let values = self
             .1
             .attributes
@@ -220,7 +306,7 @@ impl Contact {
                 Ok::<_, AppError>(values.into_iter().map(attribute_value).collect())
             })
             .await?;
-        Ok(values)
+        Ok(PlainList(values))
     }
     async fn opted_in(&self) -> bool {
         self.0.opted_in
@@ -663,7 +749,7 @@ impl ContactsQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Connection<Cursor, Contact>> {
+    ) -> Result<Connection<Cursor, ContactNode>> {
         let filter = to_filter(filter)?;
         let size = |field: &'static str, n: Option<i32>| {
             n.map(|n| {
@@ -693,7 +779,7 @@ impl ContactsQuery {
         connection.edges = cursors
             .into_iter()
             .zip(contacts)
-            .map(|(cursor, contact)| Edge::new(cursor, contact))
+            .map(|(cursor, contact)| Edge::new(cursor, ContactNode(contact)))
             .collect();
         Ok(connection)
     }

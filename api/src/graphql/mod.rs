@@ -3,6 +3,7 @@
 pub mod document_limits;
 pub mod http;
 pub mod loaders;
+pub mod plain;
 pub mod relay;
 pub mod revocations;
 pub mod shared;
