@@ -23,6 +23,12 @@ impl StatementCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// One statement run, taking `elapsed`.
+    pub fn record(&self, elapsed: Duration) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        metrics::histogram!("db_statement_duration_seconds").record(elapsed.as_secs_f64());
+    }
 }
 
 pub async fn connect(
@@ -56,11 +62,8 @@ pub async fn connect(
         .await
         .context("connecting to the database")?;
     let counter = StatementCounter::default();
-    let count = counter.0.clone();
-    db.set_metric_callback(move |info| {
-        count.fetch_add(1, Ordering::Relaxed);
-        metrics::histogram!("db_statement_duration_seconds").record(info.elapsed.as_secs_f64());
-    });
+    let count = counter.clone();
+    db.set_metric_callback(move |info| count.record(info.elapsed));
     if settings.run_migrations {
         Migrator::up(&db, None)
             .await

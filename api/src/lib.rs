@@ -16,6 +16,7 @@ pub mod errors;
 pub mod events;
 pub mod graphql;
 pub mod health;
+pub mod held_connection;
 pub mod limits;
 pub mod messages;
 pub mod observability;

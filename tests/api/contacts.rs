@@ -561,6 +561,40 @@ async fn a_page_answers_alike_whether_its_objects_are_built_directly_or_executed
         assert_eq!(first["tags"][0]["again"], "Lead");
         assert_eq!(first["attributes"][0]["value"], "Gold \"quoted\"");
         assert!(plain.contains(r#"{"__typename":"Contact","id":"#));
+        // The connection's own fields: cursors, page info and `nodes`, plain and executed.
+        let connection = |fields: String| {
+            let (app, owner) = (&app, &owner);
+            async move {
+                let query = format!("{{ contacts(first: 1) {{ {fields} }} }}");
+                let response = app
+                    .http
+                    .post(app.url("/graphql"))
+                    .bearer_auth(&owner.token)
+                    .header("x-project-id", &owner.project_id)
+                    .json(&json!({ "query": query }))
+                    .send()
+                    .await
+                    .unwrap();
+                response.text().await.unwrap()
+            }
+        };
+        let fields = "__typename pageInfo { __typename hasNextPage hasPreviousPage startCursor \
+            endCursor } edges { __typename cursor node { id name tags { name } } } \
+            nodes { id attributes { key value } }";
+        let plain_connection = connection(fields.to_owned()).await;
+        assert_eq!(
+            plain_connection,
+            connection(format!("...on ContactConnection {{ {fields} }}")).await
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&plain_connection).unwrap();
+        let contacts = &parsed["data"]["contacts"];
+        assert_eq!(contacts["__typename"], "ContactConnection");
+        assert_eq!(contacts["pageInfo"]["hasNextPage"], true);
+        assert_eq!(contacts["edges"][0]["__typename"], "ContactEdge");
+        assert_eq!(
+            contacts["pageInfo"]["endCursor"],
+            contacts["edges"][0]["cursor"]
+        );
         // A directive, or a field that needs the executor, sends that object down the
         // executor's path, while the lists inside may still be built directly.
         let mixed = |directive: &str| {

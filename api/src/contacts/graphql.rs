@@ -3,12 +3,13 @@ use std::borrow::Cow;
 use async_graphql::{
     Context, ContextSelectionSet, Enum, ID, InputObject, Json, Object, OutputType, Positioned,
     Result, ServerResult, SimpleObject, Value,
-    connection::{Connection, Edge},
+    connection::{Connection, CursorType, Edge},
     parser::types::Field,
     registry::Registry,
 };
 use chrono::{DateTime, Duration, Utc};
 use parley_entity::{attribute, contact, contact_event, segment, tag};
+use sea_orm::ConnectionTrait;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -30,6 +31,7 @@ use crate::{
         plain::{self, PlainFields, PlainList},
         relay, scope,
     },
+    held_connection::HeldConnection,
     projects::graphql::parse_id,
 };
 
@@ -232,6 +234,92 @@ impl OutputType for ContactNode {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         match plain::object(&self.0, "Contact", &field.node.selection_set.node) {
+            Some(value) => Ok(value),
+            None => self.0.resolve(ctx, field).await,
+        }
+    }
+}
+
+/// A page of contacts, the schema's `ContactConnection`, built on the plain path when its
+/// selection allows (edges, their cursors and nodes, `nodes` and `pageInfo`).
+pub struct ContactPage(pub Connection<Cursor, ContactNode>);
+
+type ContactEdge = Edge<Cursor, ContactNode, async_graphql::connection::EmptyFields>;
+
+impl PlainFields for ContactPage {
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        let page = &self.0;
+        let selection = &field.selection_set.node;
+        Some(match field.name.node.as_str() {
+            "edges" => {
+                let edge_type = ContactEdge::type_name();
+                let edges = page
+                    .edges
+                    .iter()
+                    .map(|edge| plain::object(&PlainEdge(edge), &edge_type, selection))
+                    .collect::<Option<Vec<_>>>()?;
+                Value::List(edges)
+            }
+            "nodes" => {
+                let nodes = page
+                    .edges
+                    .iter()
+                    .map(|edge| plain::object(&edge.node.0, "Contact", selection))
+                    .collect::<Option<Vec<_>>>()?;
+                Value::List(nodes)
+            }
+            "pageInfo" => plain::object(&PlainPageInfo(page), "PageInfo", selection)?,
+            _ => return None,
+        })
+    }
+}
+
+struct PlainEdge<'a>(&'a ContactEdge);
+
+impl PlainFields for PlainEdge<'_> {
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "cursor" => Value::String(self.0.cursor.encode_cursor()),
+            "node" => plain::object(&self.0.node.0, "Contact", &field.selection_set.node)?,
+            _ => return None,
+        })
+    }
+}
+
+struct PlainPageInfo<'a>(&'a Connection<Cursor, ContactNode>);
+
+impl PlainFields for PlainPageInfo<'_> {
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        let page = self.0;
+        let cursor = |edge: Option<&ContactEdge>| {
+            plain::nullable(edge, |edge| Value::String(edge.cursor.encode_cursor()))
+        };
+        Some(match field.name.node.as_str() {
+            "hasPreviousPage" => Value::Boolean(page.has_previous_page),
+            "hasNextPage" => Value::Boolean(page.has_next_page),
+            "startCursor" => cursor(page.edges.first()),
+            "endCursor" => cursor(page.edges.last()),
+            _ => return None,
+        })
+    }
+}
+
+impl OutputType for ContactPage {
+    fn type_name() -> Cow<'static, str> {
+        Connection::<Cursor, ContactNode>::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Connection::<Cursor, ContactNode>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let type_name = Self::type_name();
+        match plain::object(self, &type_name, &field.node.selection_set.node) {
             Some(value) => Ok(value),
             None => self.0.resolve(ctx, field).await,
         }
@@ -462,8 +550,9 @@ fn attribute_value((definition, value): (attribute::Model, String)) -> Attribute
 
 /// A page's contacts, with the tags and attribute values they are asked for loaded in one
 /// statement and handed to each contact directly.
-async fn with_details(
+async fn with_details<C: ConnectionTrait>(
     ctx: &Context<'_>,
+    conn: &C,
     project_id: Uuid,
     contacts: Vec<contact::Model>,
 ) -> Result<Vec<Contact>, AppError> {
@@ -478,7 +567,7 @@ async fn with_details(
         return Ok(contacts.into_iter().map(Contact::new).collect());
     }
     let ids: Vec<Uuid> = contacts.iter().map(|c| c.id).collect();
-    let mut details = loaders::page_details(&app_state(ctx).db, project_id, &ids, wanted).await?;
+    let mut details = loaders::page_details(conn, project_id, &ids, wanted).await?;
     Ok(contacts
         .into_iter()
         .map(|model| {
@@ -749,7 +838,7 @@ impl ContactsQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Connection<Cursor, ContactNode>> {
+    ) -> Result<ContactPage> {
         let filter = to_filter(filter)?;
         let size = |field: &'static str, n: Option<i32>| {
             n.map(|n| {
@@ -772,16 +861,23 @@ impl ContactsQuery {
                 .transpose()?,
         };
         let scope = scope(ctx)?;
-        let page = service::list(app_state(ctx), scope, &filter, request).await?;
+        let state = app_state(ctx);
+        let filter = service::expand_segments(state, scope, &filter).await?;
+        // The page and its details on one connection: one check-out instead of two.
+        let conn = HeldConnection::acquire(&state.db, &state.statements)
+            .await
+            .map_err(AppError::from)?;
+        let page = service::list(&conn, scope, &filter, request).await?;
         let cursors: Vec<Cursor> = page.items.iter().map(|c| Cursor::of(order, c)).collect();
-        let contacts = with_details(ctx, scope.project_id, page.items).await?;
+        let contacts = with_details(ctx, &conn, scope.project_id, page.items).await?;
+        drop(conn);
         let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
         connection.edges = cursors
             .into_iter()
             .zip(contacts)
             .map(|(cursor, contact)| Edge::new(cursor, ContactNode(contact)))
             .collect();
-        Ok(connection)
+        Ok(ContactPage(connection))
     }
 
     /// How many contacts match `filter`.

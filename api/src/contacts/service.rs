@@ -408,15 +408,26 @@ async fn find_in<C: ConnectionTrait>(
         .ok_or(AppError::NotFound("contact"))
 }
 
-pub async fn list(
+/// `filter` with its saved segments replaced by their conditions.
+pub async fn expand_segments(
     state: &AppState,
+    scope: &Scope,
+    filter: &ContactFilter,
+) -> AppResult<ContactFilter> {
+    segments::expand(state, scope, filter.clone()).await
+}
+
+/// A page of the contacts matching `filter` (its segments expanded), read on `conn`: the
+/// pool, or a connection the caller holds for its next statements too. Nothing else is
+/// read on the way, so a held connection never waits for a second one.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
     scope: &Scope,
     filter: &ContactFilter,
     request: listing::Request,
 ) -> AppResult<listing::SortedPage> {
-    let filter = segments::expand(state, scope, filter.clone()).await?;
-    let select = filter::select(scope.project_id, &filter, Utc::now())?;
-    listing::fetch(&state.db, select, request).await
+    let select = filter::select(scope.project_id, filter, Utc::now())?;
+    listing::fetch(conn, select, request).await
 }
 
 pub async fn count(state: &AppState, scope: &Scope, filter: &ContactFilter) -> AppResult<u64> {
