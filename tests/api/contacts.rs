@@ -499,6 +499,21 @@ async fn a_page_shows_each_contacts_own_tags_and_values_in_either_database() {
     }
 }
 
+/// The answer's text as the server wrote it (key order included), after checking it is 200.
+async fn answer_text(app: &TestApp, owner: &Owner, query: String) -> String {
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&owner.token)
+        .header("x-project-id", &owner.project_id)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_page_answers_alike_whether_its_objects_are_built_directly_or_executed() {
     // Plain selections (fields only) are built without async-graphql's executor; fragments
@@ -528,20 +543,7 @@ async fn a_page_answers_alike_whether_its_objects_are_built_directly_or_executed
             source optedIn optedInAt optedInSource incomingBlocked lastActiveAt createdAt updatedAt";
         let page = |node: String| {
             let query = format!("{{ contacts {{ edges {{ node {{ {node} }} }} }} }}");
-            let (app, owner) = (&app, &owner);
-            async move {
-                let response = app
-                    .http
-                    .post(app.url("/graphql"))
-                    .bearer_auth(&owner.token)
-                    .header("x-project-id", &owner.project_id)
-                    .json(&json!({ "query": query }))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
-                response.text().await.unwrap()
-            }
+            answer_text(&app, &owner, query)
         };
         let plain = page(format!(
             "{contact_fields} tags {{ {tag_fields} }} attributes {{ {value_fields} }}"
@@ -563,20 +565,11 @@ async fn a_page_answers_alike_whether_its_objects_are_built_directly_or_executed
         assert!(plain.contains(r#"{"__typename":"Contact","id":"#));
         // The connection's own fields: cursors, page info and `nodes`, plain and executed.
         let connection = |fields: String| {
-            let (app, owner) = (&app, &owner);
-            async move {
-                let query = format!("{{ contacts(first: 1) {{ {fields} }} }}");
-                let response = app
-                    .http
-                    .post(app.url("/graphql"))
-                    .bearer_auth(&owner.token)
-                    .header("x-project-id", &owner.project_id)
-                    .json(&json!({ "query": query }))
-                    .send()
-                    .await
-                    .unwrap();
-                response.text().await.unwrap()
-            }
+            answer_text(
+                &app,
+                &owner,
+                format!("{{ contacts(first: 1) {{ {fields} }} }}"),
+            )
         };
         let fields = "__typename pageInfo { __typename hasNextPage hasPreviousPage startCursor \
             endCursor } edges { __typename cursor node { id name tags { name } } } \
