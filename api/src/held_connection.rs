@@ -161,3 +161,67 @@ impl ConnectionTrait for HeldConnection {
         self.counted(started, result.map_err(query_err))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Database;
+
+    use super::*;
+
+    /// Every statement kind on one held connection: a temporary table exists only on the
+    /// connection that created it, so later statements seeing it shows they ran there.
+    async fn runs_everything_on_one_connection(db: DatabaseConnection) {
+        let counter = StatementCounter::default();
+        let conn = HeldConnection::acquire(&db, &counter).await.unwrap();
+        let backend = conn.get_database_backend();
+        conn.execute_unprepared("CREATE TEMPORARY TABLE held_probe (id INTEGER, name TEXT)")
+            .await
+            .unwrap();
+        let insert = match backend {
+            DbBackend::Postgres => "INSERT INTO held_probe VALUES ($1, $2), ($3, $4)",
+            _ => "INSERT INTO held_probe VALUES (?, ?), (?, ?)",
+        };
+        let inserted = conn
+            .execute(Statement::from_sql_and_values(
+                backend,
+                insert,
+                [1.into(), "one".into(), 2.into(), "two".into()],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(inserted.rows_affected(), 2);
+        let sql = |sql: &str| Statement::from_string(backend, sql);
+        let two = conn
+            .query_one(sql("SELECT name FROM held_probe WHERE id = 2"))
+            .await
+            .unwrap()
+            .expect("a row");
+        assert_eq!(two.try_get::<String>("", "name").unwrap(), "two");
+        let none = conn
+            .query_one(sql("SELECT name FROM held_probe WHERE id = 3"))
+            .await
+            .unwrap();
+        assert!(none.is_none());
+        let all = conn
+            .query_all(sql("SELECT id FROM held_probe ORDER BY id"))
+            .await
+            .unwrap();
+        let ids: Vec<i32> = all.iter().map(|r| r.try_get("", "id").unwrap()).collect();
+        assert_eq!(ids, [1, 2]);
+        let wrong = conn.query_all(sql("SELECT nope FROM held_probe")).await;
+        assert!(matches!(wrong, Err(DbErr::Query(_))), "{wrong:?}");
+        assert_eq!(counter.get(), 6, "each statement counted once");
+    }
+
+    #[tokio::test]
+    async fn sqlite_statements_run_on_the_held_connection() {
+        runs_everything_on_one_connection(Database::connect("sqlite::memory:").await.unwrap())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_statements_run_on_the_held_connection() {
+        let url = "postgres://postgres@127.0.0.1:5432/postgres";
+        runs_everything_on_one_connection(Database::connect(url).await.unwrap()).await;
+    }
+}
