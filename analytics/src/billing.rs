@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::Event;
 use crate::store::{from_store_secs, store_secs};
+use crate::{Event, StoredEvent};
 
 pub const CHARGED: &str = "billing.charged";
 pub const REFUNDED: &str = "billing.refunded";
@@ -211,10 +211,22 @@ pub struct BillingRecord {
 impl BillingRecord {
     /// The typed row of a billing event; `None` for other kinds.
     pub fn from_event(event: &Event) -> Option<Self> {
+        Self::from_parts(&StoredEvent::from(event), &event.payload)
+    }
+
+    /// The same from the outbox's text: only billing events' payloads are parsed.
+    pub fn from_stored(event: &StoredEvent) -> Option<Self> {
         if !KINDS.contains(&event.kind.as_str()) {
             return None;
         }
-        let p = &event.payload;
+        let payload = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+        Self::from_parts(event, &payload)
+    }
+
+    fn from_parts(event: &StoredEvent, p: &Value) -> Option<Self> {
+        if !KINDS.contains(&event.kind.as_str()) {
+            return None;
+        }
         let text = |key: &str| p.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
         let id = |key: &str| {
             p.get(key)

@@ -21,7 +21,7 @@ use crate::billing::{
 };
 use crate::clickhouse_usage::touched_hours;
 use crate::store::{from_store_secs, store_secs};
-use crate::{ClickHouseStore, Event};
+use crate::{ClickHouseStore, StoredEvent};
 
 pub(crate) const BILLING_TABLE: &str = "billing_events";
 
@@ -266,11 +266,11 @@ impl ClickHouseStore {
     /// own) is handled too: the ids that made it are found and skipped, the rest written.
     /// Then the usage report's hourly snapshots of the batch's hours are recomputed
     /// (clickhouse_usage.rs).
-    pub(crate) async fn insert_billing(&self, events: &[Event]) -> anyhow::Result<()> {
+    pub(crate) async fn insert_billing(&self, events: &[StoredEvent]) -> anyhow::Result<()> {
         let mut seen = HashSet::new();
         let mut records: Vec<BillingRecord> = events
             .iter()
-            .filter_map(BillingRecord::from_event)
+            .filter_map(BillingRecord::from_stored)
             .filter(|r| seen.insert(r.event_id))
             .collect();
         if records.is_empty() {

@@ -22,7 +22,7 @@ use crate::billing::{
 use crate::clickhouse_billing::CREATE_BILLING_EVENTS;
 use crate::clickhouse_usage::CREATE_BILLING_USAGE_HOURLY;
 use crate::store::{from_store_secs, store_secs};
-use crate::{AnalyticsStore, Event, EventCount};
+use crate::{AnalyticsStore, EventCount, StoredEvent};
 
 const EVENTS_TABLE: &str = "events";
 
@@ -62,28 +62,29 @@ const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrat
     ORDER BY version";
 
 #[derive(Row, Serialize)]
-struct EventRow {
+struct EventRow<'a> {
     #[serde(with = "clickhouse::serde::uuid")]
     event_id: Uuid,
     #[serde(with = "clickhouse::serde::uuid")]
     project_id: Uuid,
-    kind: String,
+    kind: &'a str,
     #[serde(with = "clickhouse::serde::uuid::option")]
     actor_id: Option<Uuid>,
     #[serde(with = "clickhouse::serde::chrono::datetime")]
     occurred_at: DateTime<Utc>,
-    payload: String,
+    /// The outbox's text, as it is.
+    payload: &'a str,
 }
 
-impl From<&Event> for EventRow {
-    fn from(event: &Event) -> Self {
+impl<'a> From<&'a StoredEvent> for EventRow<'a> {
+    fn from(event: &'a StoredEvent) -> Self {
         Self {
             event_id: event.event_id,
             project_id: event.project_id,
-            kind: event.kind.clone(),
+            kind: &event.kind,
             actor_id: event.actor_id,
             occurred_at: from_store_secs(store_secs(event.occurred_at)),
-            payload: event.payload.to_string(),
+            payload: &event.payload,
         }
     }
 }
@@ -206,13 +207,13 @@ impl AnalyticsStore for ClickHouseStore {
         Ok(())
     }
 
-    async fn insert(&self, events: &[Event]) -> anyhow::Result<()> {
+    async fn insert_stored(&self, events: &[StoredEvent]) -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         // One INSERT per batch: ClickHouse wants few large inserts, not many small ones.
         self.timed("insert", async {
-            let mut insert = self.client.insert::<EventRow>(EVENTS_TABLE).await?;
+            let mut insert = self.client.insert::<EventRow<'_>>(EVENTS_TABLE).await?;
             for event in events {
                 insert.write(&EventRow::from(event)).await?;
             }

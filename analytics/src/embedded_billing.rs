@@ -13,7 +13,7 @@ use crate::billing::{
     ReconciliationRow, UsageRow, WalletEntry, WalletStatement, non_empty,
 };
 use crate::store::{from_store_secs, store_secs};
-use crate::{EmbeddedStore, Event};
+use crate::{EmbeddedStore, StoredEvent};
 
 /// Migration 2: the typed billing table. `event_id` as primary key makes `INSERT OR IGNORE`
 /// drop re-sent events; ids are lowercase hyphenated text, absent ones the nil UUID, as in
@@ -108,8 +108,11 @@ fn outcome(row: &SqliteRow) -> anyhow::Result<ReconciliationOutcome> {
 }
 
 /// Writes the batch's billing events in the caller's transaction; re-sent ones are ignored.
-pub(crate) async fn insert(tx: &mut Transaction<'_, Sqlite>, event: &Event) -> anyhow::Result<()> {
-    let Some(r) = BillingRecord::from_event(event) else {
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    event: &StoredEvent,
+) -> anyhow::Result<()> {
+    let Some(r) = BillingRecord::from_stored(event) else {
         return Ok(());
     };
     sqlx::query(

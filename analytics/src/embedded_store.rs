@@ -19,7 +19,7 @@ use crate::billing::{
 };
 use crate::embedded_billing;
 use crate::store::store_secs;
-use crate::{AnalyticsStore, Event, EventCount};
+use crate::{AnalyticsStore, EventCount, StoredEvent};
 
 /// Schema versions, applied once each in order and recorded in `schema_migrations`.
 /// Append only; never edit an applied statement.
@@ -123,7 +123,7 @@ impl AnalyticsStore for EmbeddedStore {
         Ok(())
     }
 
-    async fn insert(&self, events: &[Event]) -> anyhow::Result<()> {
+    async fn insert_stored(&self, events: &[StoredEvent]) -> anyhow::Result<()> {
         // One transaction per batch: all or nothing, and far faster than one per row.
         let mut tx = self.pool.begin().await?;
         for event in events {
@@ -137,7 +137,7 @@ impl AnalyticsStore for EmbeddedStore {
             .bind(&event.kind)
             .bind(event.actor_id.map(|id| id.to_string()))
             .bind(i64::from(store_secs(event.occurred_at)))
-            .bind(event.payload.to_string())
+            .bind(&event.payload)
             .execute(&mut *tx)
             .await?;
             // In the same transaction: both tables have the event, or neither.

@@ -52,3 +52,29 @@ impl Event {
         }
     }
 }
+
+/// An event as the outbox holds it, on its way to the store: the payload stays the JSON
+/// text written when the event was recorded (shipping it needs no parse and re-write).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub event_id: Uuid,
+    pub project_id: Uuid,
+    pub kind: String,
+    pub actor_id: Option<Uuid>,
+    pub occurred_at: DateTime<Utc>,
+    /// A JSON object's text.
+    pub payload: String,
+}
+
+impl From<&Event> for StoredEvent {
+    fn from(event: &Event) -> Self {
+        Self {
+            event_id: event.event_id,
+            project_id: event.project_id,
+            kind: event.kind.clone(),
+            actor_id: event.actor_id,
+            occurred_at: event.occurred_at,
+            payload: event.payload.to_string(),
+        }
+    }
+}

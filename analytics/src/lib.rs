@@ -31,7 +31,7 @@ pub use billing::{
 };
 pub use clickhouse_store::ClickHouseStore;
 pub use embedded_store::EmbeddedStore;
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, StoredEvent};
 pub use shipper::{Shipper, ShipperConfig};
 pub use store::{AnalyticsStore, EventCount};
 pub use tokio_util::sync::CancellationToken;

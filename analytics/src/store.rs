@@ -6,10 +6,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::Event;
 use crate::billing::{
     CampaignCost, Granularity, PricingDifference, ReconciliationRow, UsageRow, WalletStatement,
 };
+use crate::{Event, StoredEvent};
 
 /// Number of distinct events of one kind on one UTC day.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -28,9 +28,15 @@ pub trait AnalyticsStore: Send + Sync {
     /// Creates or upgrades the store's schema. Safe to run on every start.
     async fn migrate(&self) -> anyhow::Result<()>;
 
-    /// Stores a batch. Idempotent by `event_id`: re-sending a batch (after a crash between
-    /// the insert and the outbox update) never counts an event twice.
-    async fn insert(&self, events: &[Event]) -> anyhow::Result<()>;
+    /// Stores a batch as the outbox holds it. Idempotent by `event_id`: re-sending a batch
+    /// (after a crash between the insert and the outbox's commit) never counts an event twice.
+    async fn insert_stored(&self, events: &[StoredEvent]) -> anyhow::Result<()>;
+
+    /// Stores a batch of events built in memory (their payloads written out first).
+    async fn insert(&self, events: &[Event]) -> anyhow::Result<()> {
+        let stored: Vec<StoredEvent> = events.iter().map(StoredEvent::from).collect();
+        self.insert_stored(&stored).await
+    }
 
     /// Checks the store is reachable.
     async fn ping(&self) -> anyhow::Result<()>;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
 use parley_analytics::{
     AnalyticsStore, CampaignCost, ClickHouseStore, Event, EventCount, Granularity,
-    PricingDifference, ReconciliationRow, UsageRow, WalletStatement,
+    PricingDifference, ReconciliationRow, StoredEvent, UsageRow, WalletStatement,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use uuid::Uuid;
@@ -171,7 +171,7 @@ impl AnalyticsStore for SpyStore {
         self.inner.migrate().await
     }
 
-    async fn insert(&self, events: &[Event]) -> anyhow::Result<()> {
+    async fn insert_stored(&self, events: &[StoredEvent]) -> anyhow::Result<()> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         let fail = self
             .fail_next
@@ -181,7 +181,7 @@ impl AnalyticsStore for SpyStore {
             anyhow::bail!("injected store failure");
         }
         tokio::time::sleep(self.delay).await;
-        self.inner.insert(events).await?;
+        self.inner.insert_stored(events).await?;
         let mut inserted = self.inserted.lock().unwrap();
         for event in events {
             *inserted.entry(event.event_id).or_default() += 1;

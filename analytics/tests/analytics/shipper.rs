@@ -11,7 +11,7 @@ use parley_analytics::{
     ShipperConfig, outbox,
 };
 use parley_entity::analytics_outbox;
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, TransactionTrait};
 use uuid::Uuid;
 
 use crate::common::{ChDb, PgDb, SpyStore, sqlite_outbox, total};
@@ -133,6 +133,41 @@ async fn ship_once_moves_one_batch_in_order_and_removes_it() {
     assert_eq!(shipper.ship_once().await.unwrap(), 0, "nothing left");
     assert!(outbox_ids(&pg.db).await.is_empty());
     assert_eq!(ch.store.total_events(project).await.unwrap(), 25);
+    ch.drop().await;
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn payloads_reach_clickhouse_as_the_outbox_wrote_them() {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Shipped {
+        payload: String,
+    }
+    let pg = PgDb::new().await;
+    let ch = ChDb::new().await;
+    let project = Uuid::new_v4();
+    let recorded = record_committed(&pg.db, project, 1).await;
+    // Text as another writer might have left it (the import's COPY, an older version):
+    // spacing and key order are kept, not normalized by a parse and re-write.
+    let odd = r#"{"z": 1,  "a": ["é", "\"q\""]}"#;
+    pg.db
+        .execute_unprepared(&format!(
+            "INSERT INTO analytics_outbox (event_id, project_id, kind, occurred_at, payload) \
+             VALUES ('{}', '{project}', 'member.added', now(), '{odd}')",
+            Uuid::new_v4()
+        ))
+        .await
+        .unwrap();
+    let shipper = Shipper::new(pg.db.clone(), ch.store.clone(), config(10));
+    assert_eq!(shipper.flush().await.unwrap(), 2);
+    let shipped: Vec<Shipped> = ch
+        .client()
+        .query("SELECT payload FROM events ORDER BY kind")
+        .fetch_all()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = shipped.iter().map(|s| s.payload.as_str()).collect();
+    assert_eq!(texts, [odd, recorded[0].payload.to_string().as_str()]);
     ch.drop().await;
     pg.drop().await;
 }
