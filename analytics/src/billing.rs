@@ -211,7 +211,7 @@ pub struct BillingRecord {
 impl BillingRecord {
     /// The typed row of a billing event; `None` for other kinds.
     pub fn from_event(event: &Event) -> Option<Self> {
-        Self::from_parts(&StoredEvent::from(event), &event.payload)
+        Self::from_stored(&StoredEvent::from(event))
     }
 
     /// The same from the outbox's text: only billing events' payloads are parsed.
@@ -219,14 +219,8 @@ impl BillingRecord {
         if !KINDS.contains(&event.kind.as_str()) {
             return None;
         }
-        let payload = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
-        Self::from_parts(event, &payload)
-    }
-
-    fn from_parts(event: &StoredEvent, p: &Value) -> Option<Self> {
-        if !KINDS.contains(&event.kind.as_str()) {
-            return None;
-        }
+        let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+        let p = &payload;
         let text = |key: &str| p.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
         let id = |key: &str| {
             p.get(key)
